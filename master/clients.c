@@ -1,0 +1,140 @@
+/*
+ * clients.c: the client endpoint: what the tessera CLI asks of the master.
+ *
+ * Queries (STATUS, JOBS, WORKERS, FRAMES) read the in-memory caches; changes
+ * (SUBMIT, CANCEL) write LMDB and answer after the commit. Every request
+ * carries a `rid` that the reply echoes.
+ */
+#include "master.h"
+
+#include "tessera/error.h"
+#include "tessera/log.h"
+#include "tessera/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void s_reply(struct master *m, struct tsr_msg *msg, const char *cmd, int64_t rid,
+                    cJSON *h)
+{
+    cJSON_AddNumberToObject(h, "rid", (double)rid);
+    master_send(m, m->clients, msg->peer, msg->peer_len, cmd, h, NULL, 0);
+    cJSON_Delete(h);
+}
+
+static struct job *s_job_arg(struct master *m, struct tsr_msg *msg, int64_t rid)
+{
+    char err[256];
+    int64_t id = 0;
+    if (tsr_hdr_int(msg->hdr, "job", 1, INT64_MAX / 2, &id, err, sizeof err) != 0) {
+        master_send_error(m, m->clients, msg->peer, msg->peer_len, msg->cmd, rid,
+                          TSR_EPROTO, err);
+        return NULL;
+    }
+    struct job *j = job_find(m, (uint64_t)id);
+    if (!j) {
+        snprintf(err, sizeof err, "no such job %lld", (long long)id);
+        master_send_error(m, m->clients, msg->peer, msg->peer_len, msg->cmd, rid,
+                          TSR_ENOTFOUND, err);
+    }
+    return j;
+}
+
+static cJSON *s_frame_json(const struct job *j, uint32_t i)
+{
+    const struct frame *f = &j->frame_info[i];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "frame", j->frames[i]);
+    cJSON_AddStringToObject(o, "state", frame_state_name(f->state));
+    cJSON_AddStringToObject(o, "hash", f->hash);
+    cJSON_AddNumberToObject(o, "size", (double)f->size);
+    cJSON_AddNumberToObject(o, "width", j->width);
+    cJSON_AddNumberToObject(o, "height", j->height);
+    cJSON *st = cJSON_AddObjectToObject(o, "stats");
+    const char *names[] = {"min", "max", "mean"};
+    const double *vals[] = {f->stats.min, f->stats.max, f->stats.mean};
+    for (int k = 0; k < 3; k++) {
+        cJSON *a = cJSON_AddArrayToObject(st, names[k]);
+        for (int c = 0; c < f->stats.nchannels && c < 4; c++)
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(vals[k][c]));
+    }
+    cJSON_AddStringToObject(o, "worker", f->worker);
+    cJSON_AddStringToObject(o, "hub", f->hub);
+    cJSON_AddNumberToObject(o, "render_ms", f->render_ms);
+    return o;
+}
+
+void clients_on_message(struct master *m, struct tsr_msg *msg)
+{
+    int64_t rid = -1;
+    char err[256];
+    if (tsr_hdr_int_opt(msg->hdr, "rid", 0, INT64_MAX / 2, &rid, err, sizeof err) != 0) {
+        master_send_error(m, m->clients, msg->peer, msg->peer_len, msg->cmd, -1, TSR_EPROTO,
+                          err);
+        return;
+    }
+    const char *c = msg->cmd;
+    if (strcmp(c, "SUBMIT") == 0) {
+        clients_on_submit(m, msg);
+    } else if (strcmp(c, "PUT") == 0) {
+        blobs_on_put(m, m->clients, msg);
+    } else if (strcmp(c, "CHUNK") == 0) {
+        blobs_on_chunk(m, m->clients, msg);
+    } else if (strcmp(c, "PUT_END") == 0) {
+        blobs_on_put_end(m, m->clients, msg);
+    } else if (strcmp(c, "GET") == 0) {
+        blobs_on_get(m, m->clients, msg);
+    } else if (strcmp(c, "STATUS") == 0) {
+        struct job *j = s_job_arg(m, msg, rid);
+        if (j) {
+            cJSON *h = cJSON_CreateObject();
+            cJSON_AddItemToObject(h, "job", job_to_json(j));
+            s_reply(m, msg, "STATUS", rid, h);
+        }
+    } else if (strcmp(c, "JOBS") == 0) {
+        cJSON *h = cJSON_CreateObject();
+        cJSON *arr = cJSON_AddArrayToObject(h, "jobs");
+        /* Newest last; the header limit bounds how many fit, so keep the
+         * newest 200. */
+        size_t first = m->njobs > 200 ? m->njobs - 200 : 0;
+        for (size_t i = first; i < m->njobs; i++)
+            cJSON_AddItemToArray(arr, job_to_json(m->jobs[i]));
+        s_reply(m, msg, "JOBS", rid, h);
+    } else if (strcmp(c, "WORKERS") == 0) {
+        cJSON *h = cJSON_CreateObject();
+        cJSON *arr = cJSON_AddArrayToObject(h, "workers");
+        for (size_t i = 0; i < m->nworkers && i < 1000; i++)
+            cJSON_AddItemToArray(arr, worker_to_json(m, m->workers[i]));
+        s_reply(m, msg, "WORKERS", rid, h);
+    } else if (strcmp(c, "CANCEL") == 0) {
+        struct job *j = s_job_arg(m, msg, rid);
+        if (j) {
+            job_cancel(m, j);
+            cJSON *h = cJSON_CreateObject();
+            cJSON_AddNumberToObject(h, "id", (double)j->id);
+            cJSON_AddStringToObject(h, "state", job_state_name(j->state));
+            s_reply(m, msg, "CANCELLED", rid, h);
+        }
+    } else if (strcmp(c, "FRAMES") == 0) {
+        struct job *j = s_job_arg(m, msg, rid);
+        if (j) {
+            /* One frame is about 400 bytes of JSON; the header limit of
+             * 256 KiB is far, so large jobs are paged by "from". */
+            int64_t from = 0;
+            tsr_hdr_int_opt(msg->hdr, "from", 0, INT32_MAX, &from, NULL, 0);
+            cJSON *h = cJSON_CreateObject();
+            cJSON_AddNumberToObject(h, "job", (double)j->id);
+            cJSON *arr = cJSON_AddArrayToObject(h, "frames");
+            uint32_t i = (uint32_t)from;
+            for (; i < j->nframes && i < (uint32_t)from + 400; i++)
+                cJSON_AddItemToArray(arr, s_frame_json(j, i));
+            cJSON_AddNumberToObject(h, "total", j->nframes);
+            cJSON_AddNumberToObject(h, "next", i < j->nframes ? (double)i : -1);
+            s_reply(m, msg, "FRAMES", rid, h);
+        }
+    } else {
+        snprintf(err, sizeof err, "unknown command '%s' on the client endpoint", c);
+        master_send_error(m, m->clients, msg->peer, msg->peer_len, c, rid, TSR_EPROTO, err);
+    }
+}

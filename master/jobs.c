@@ -1,0 +1,518 @@
+/*
+ * jobs.c: jobs, from SUBMIT to their end.
+ *
+ * Job states:
+ *
+ *            first dispatch         every task done and every frame delivered
+ *   QUEUED ----------------> RUNNING ------------------------------------> DONE
+ *      |                        |  no task left to run, one or more failed
+ *      |                        +------------------------------------------> FAILED
+ *      +------------------------+--(cancel)--> CANCELLED
+ *
+ * | transition            | function          |
+ * |-----------------------|-------------------|
+ * | submit -> QUEUED      | s_create          |
+ * | QUEUED -> RUNNING     | task_dispatch     |
+ * | RUNNING -> DONE/FAILED| job_check_done    |
+ * | * -> CANCELLED        | job_cancel        |
+ *
+ * A submission is checked in two halves: fields here on the reactor, the
+ * archive (libarchive, perhaps gigabytes) on a pool thread; the job is
+ * created and committed only when both pass, and SUBMITTED waits for the
+ * commit.
+ */
+#include "master.h"
+
+#include "tessera/error.h"
+#include "tessera/frameset.h"
+#include "tessera/log.h"
+#include "tessera/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *job_state_name(int s)
+{
+    static const char *const names[] = {"queued", "running", "done", "failed",
+                                        "cancelled"};
+    return s >= 0 && s <= JOB_CANCELLED ? names[s] : "unknown";
+}
+
+struct job *job_find(struct master *m, uint64_t id)
+{
+    size_t lo = 0, hi = m->njobs;
+    while (lo < hi) { /* jobs are kept in ascending id order */
+        size_t mid = (lo + hi) / 2;
+        if (m->jobs[mid]->id == id)
+            return m->jobs[mid];
+        if (m->jobs[mid]->id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+void job_free(struct job *j)
+{
+    if (!j)
+        return;
+    free(j->frame_set);
+    free(j->command);
+    free(j->frames);
+    free(j->tasks);
+    free(j->frame_info);
+    free(j->hubs);
+    free(j);
+}
+
+int job_build(struct job *j, char *err, size_t errlen)
+{
+    int *frames = NULL;
+    size_t n = 0;
+    int rc = tsr_frameset_parse(j->frame_set ? j->frame_set : "", &frames, &n, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (j->chunk < 1 || j->chunk > MASTER_MAX_CHUNK || j->tiles_x < 1 || j->tiles_y < 1 ||
+        j->tiles_x > MASTER_MAX_TILES || j->tiles_y > MASTER_MAX_TILES) {
+        free(frames);
+        snprintf(err, errlen, "chunk or tile grid out of range");
+        return TSR_EINVAL;
+    }
+    uint64_t groups = (n + (uint64_t)j->chunk - 1) / (uint64_t)j->chunk;
+    uint64_t ntiles = (uint64_t)j->tiles_x * (uint64_t)j->tiles_y;
+    if (groups * ntiles > MASTER_MAX_TASKS) {
+        free(frames);
+        snprintf(err, errlen, "job would have %llu tasks; the limit is %d",
+                 (unsigned long long)(groups * ntiles), MASTER_MAX_TASKS);
+        return TSR_ELIMIT;
+    }
+    j->frames = frames;
+    j->nframes = (uint32_t)n;
+    j->ntasks = (uint32_t)(groups * ntiles);
+    j->tasks = calloc(j->ntasks, sizeof *j->tasks);
+    j->frame_info = calloc(j->nframes, sizeof *j->frame_info);
+    if (!j->tasks || !j->frame_info)
+        return TSR_ENOMEM;
+    for (uint32_t i = 0; i < j->ntasks; i++) {
+        struct task *t = &j->tasks[i];
+        uint32_t g = i / (uint32_t)ntiles;
+        t->version = TASK_RECORD_VERSION;
+        t->state = TASK_QUEUED;
+        t->tile = (uint16_t)(i % ntiles);
+        t->frame_first = g * (uint32_t)j->chunk;
+        t->frame_count = (uint32_t)j->chunk;
+        if (t->frame_first + t->frame_count > j->nframes)
+            t->frame_count = j->nframes - t->frame_first;
+    }
+    return 0;
+}
+
+static struct hub_count *s_hub(struct job *j, const char *hub)
+{
+    for (size_t i = 0; i < j->nhubs; i++)
+        if (strcmp(j->hubs[i].hub, hub) == 0)
+            return &j->hubs[i];
+    struct hub_count *h = realloc(j->hubs, (j->nhubs + 1) * sizeof *h);
+    if (!h)
+        return NULL;
+    j->hubs = h;
+    h = &j->hubs[j->nhubs++];
+    memset(h, 0, sizeof *h);
+    snprintf(h->hub, sizeof h->hub, "%s", hub);
+    return h;
+}
+
+void job_recount(struct job *j)
+{
+    j->n_queued = j->n_running = j->n_done = j->n_failed = 0;
+    j->frames_done = 0;
+    j->scan = j->ntasks;
+    for (size_t i = 0; i < j->nhubs; i++)
+        j->hubs[i].done = j->hubs[i].running = 0;
+    uint32_t ntiles = (uint32_t)(j->tiles_x * j->tiles_y);
+    for (uint32_t f = 0; f < j->nframes; f++)
+        j->frame_info[f].tiles_done = 0;
+    for (uint32_t i = 0; i < j->ntasks; i++) {
+        struct task *t = &j->tasks[i];
+        switch (t->state) {
+        case TASK_QUEUED:
+            j->n_queued++;
+            if (i < j->scan)
+                j->scan = i;
+            break;
+        case TASK_RUNNING:
+        case TASK_VERIFYING:
+            j->n_running++;
+            break;
+        case TASK_DONE:
+            j->n_done++;
+            for (uint32_t k = 0; k < t->frame_count; k++)
+                j->frame_info[t->frame_first + k].tiles_done++;
+            break;
+        case TASK_FAILED:
+            j->n_failed++;
+            break;
+        default:
+            break;
+        }
+        if (t->hub[0] && (t->state == TASK_DONE || t->state == TASK_RUNNING ||
+                          t->state == TASK_VERIFYING)) {
+            struct hub_count *h = s_hub(j, t->hub);
+            if (h && t->state == TASK_DONE)
+                h->done++;
+            else if (h)
+                h->running++;
+        }
+    }
+    for (uint32_t f = 0; f < j->nframes; f++) {
+        struct frame *fr = &j->frame_info[f];
+        if (fr->state == FRAME_DONE)
+            j->frames_done++;
+        else if (fr->tiles_done == ntiles && !j->outputs_image)
+            fr->state = FRAME_DONE, j->frames_done++;
+    }
+}
+
+static int s_active(int state)
+{
+    return state == TASK_RUNNING || state == TASK_VERIFYING;
+}
+
+/* Moves a task between states, keeping the job's counters in step. Every
+ * change of task->state goes through here; the task's hub must be set
+ * before it becomes active and cleared only after. */
+void task_set_state(struct job *j, uint32_t idx, int state)
+{
+    struct task *t = &j->tasks[idx];
+    int old = t->state;
+    if (old == state)
+        return;
+    struct hub_count *h = t->hub[0] ? s_hub(j, t->hub) : NULL;
+    uint32_t *count[] = {&j->n_queued, &j->n_running, &j->n_running, &j->n_done,
+                         &j->n_failed, NULL};
+    if (old <= TASK_CANCELLED && count[old])
+        (*count[old])--;
+    if (state <= TASK_CANCELLED && count[state])
+        (*count[state])++;
+    if (h && s_active(old) && !s_active(state) && h->running)
+        h->running--;
+    if (h && !s_active(old) && s_active(state))
+        h->running++;
+    if (h && old == TASK_DONE && h->done)
+        h->done--;
+    if (h && state == TASK_DONE)
+        h->done++;
+    if (state == TASK_QUEUED && idx < j->scan)
+        j->scan = idx;
+    t->state = (uint8_t)state;
+}
+
+static void s_finish(struct master *m, struct job *j, int state, const char *why)
+{
+    j->state = (uint8_t)state;
+    j->finished_ms = tsr_wall_ms();
+    if (why)
+        snprintf(j->error, sizeof j->error, "%s", why);
+    store_put_job(m, j);
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "state", job_state_name(state));
+    store_event(m, "job_ended", j->id, ev);
+    cJSON_Delete(ev);
+    tsr_log(TSR_LOG_INFO, "jobs", "job %llu '%s' %s", (unsigned long long)j->id, j->name,
+            job_state_name(state));
+}
+
+void job_check_done(struct master *m, struct job *j)
+{
+    if (j->state != JOB_QUEUED && j->state != JOB_RUNNING)
+        return;
+    if (j->n_queued || j->n_running)
+        return;
+    int assembling = 0;
+    for (uint32_t f = 0; f < j->nframes; f++)
+        if (j->frame_info[f].state == FRAME_ASSEMBLING)
+            assembling = 1;
+    if (assembling)
+        return;
+    if (j->n_failed == 0 && j->frames_done == j->nframes) {
+        s_finish(m, j, JOB_DONE, NULL);
+    } else {
+        char why[256];
+        snprintf(why, sizeof why, "%u of %u tasks failed, %u of %u frames delivered",
+                 j->n_failed, j->ntasks, j->frames_done, j->nframes);
+        s_finish(m, j, JOB_FAILED, why);
+    }
+}
+
+void job_cancel(struct master *m, struct job *j)
+{
+    if (j->state != JOB_QUEUED && j->state != JOB_RUNNING)
+        return;
+    for (uint32_t i = 0; i < j->ntasks; i++) {
+        struct task *t = &j->tasks[i];
+        if (t->state == TASK_RUNNING || t->state == TASK_VERIFYING) {
+            struct worker *w = worker_by_name(m, t->worker);
+            if (w) {
+                worker_remove_run(w, t->attempt);
+                if (w->peer_len) {
+                    cJSON *h = cJSON_CreateObject();
+                    cJSON_AddNumberToObject(h, "attempt", (double)t->attempt);
+                    master_send(m, m->workers_sock, w->peer, w->peer_len, "CANCEL", h,
+                                NULL, 0);
+                    cJSON_Delete(h);
+                }
+            }
+            t->attempt = 0;
+        }
+        if (t->state == TASK_QUEUED || t->state == TASK_RUNNING ||
+            t->state == TASK_VERIFYING) {
+            task_set_state(j, i, TASK_CANCELLED);
+            store_put_task(m, j, i);
+        }
+    }
+    s_finish(m, j, JOB_CANCELLED, "cancelled");
+}
+
+static cJSON *s_pair(int a, int b)
+{
+    cJSON *arr = cJSON_CreateArray();
+    cJSON_AddItemToArray(arr, cJSON_CreateNumber(a));
+    cJSON_AddItemToArray(arr, cJSON_CreateNumber(b));
+    return arr;
+}
+
+cJSON *job_to_json(const struct job *j)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", (double)j->id);
+    cJSON_AddStringToObject(o, "name", j->name);
+    cJSON_AddStringToObject(o, "state", job_state_name(j->state));
+    cJSON_AddStringToObject(o, "renderer", j->renderer);
+    cJSON_AddNumberToObject(o, "priority", j->priority);
+    cJSON_AddStringToObject(o, "archive", j->archive);
+    cJSON_AddStringToObject(o, "scene", j->scene);
+    cJSON_AddStringToObject(o, "frame_set", j->frame_set);
+    cJSON_AddItemToObject(o, "tiles", s_pair(j->tiles_x, j->tiles_y));
+    cJSON_AddNumberToObject(o, "chunk", j->chunk);
+    cJSON_AddNumberToObject(o, "width", j->width);
+    cJSON_AddNumberToObject(o, "height", j->height);
+    cJSON_AddStringToObject(o, "outputs", j->outputs_image ? "image" : "none");
+    cJSON *fr = cJSON_AddObjectToObject(o, "frames");
+    cJSON_AddNumberToObject(fr, "total", j->nframes);
+    cJSON_AddNumberToObject(fr, "done", j->frames_done);
+    cJSON *ts = cJSON_AddObjectToObject(o, "tasks");
+    cJSON_AddNumberToObject(ts, "total", j->ntasks);
+    cJSON_AddNumberToObject(ts, "done", j->n_done);
+    cJSON_AddNumberToObject(ts, "running", j->n_running);
+    cJSON_AddNumberToObject(ts, "queued", j->n_queued);
+    cJSON_AddNumberToObject(ts, "failed", j->n_failed);
+    cJSON *hubs = cJSON_AddObjectToObject(o, "hubs");
+    for (size_t i = 0; i < j->nhubs; i++) {
+        cJSON *h = cJSON_AddObjectToObject(hubs, j->hubs[i].hub);
+        cJSON_AddNumberToObject(h, "done", j->hubs[i].done);
+        cJSON_AddNumberToObject(h, "running", j->hubs[i].running);
+    }
+    cJSON_AddNumberToObject(o, "created_ms", (double)j->created_ms);
+    cJSON_AddNumberToObject(o, "started_ms", (double)j->started_ms);
+    cJSON_AddNumberToObject(o, "finished_ms", (double)j->finished_ms);
+    double elapsed = 0, eta = -1;
+    if (j->started_ms) {
+        int64_t end = j->finished_ms ? j->finished_ms : tsr_wall_ms();
+        elapsed = (double)(end - j->started_ms) / 1000.0;
+        /* Progress in task units: a tiled frame counts as it fills in. */
+        if (j->n_done > 0 && j->n_done < j->ntasks && elapsed > 0)
+            eta = elapsed / j->n_done * (j->ntasks - j->n_done - j->n_failed);
+        else if (j->n_done == j->ntasks)
+            eta = 0;
+    }
+    cJSON_AddNumberToObject(o, "elapsed_s", elapsed);
+    cJSON_AddNumberToObject(o, "eta_s", eta);
+    cJSON_AddStringToObject(o, "error", j->error);
+    return o;
+}
+
+/* ---- SUBMIT ---- */
+
+/* Checks SUBMIT's fields and fills a job that is not yet stored. */
+static int s_parse_submit(struct master *m, const cJSON *h, struct job *j, char *err,
+                          size_t errlen)
+{
+    const char *archive = NULL, *name = "job", *renderer = "builtin", *scene = NULL,
+               *frames = NULL, *command = NULL, *outputs = "image";
+    int64_t chunk = 1, priority = 50, maxf = m->cfg.default_max_failures,
+            timeout = m->cfg.default_timeout_s;
+    int rc = tsr_hdr_hash(h, "archive", &archive, err, errlen);
+    if (!rc) rc = tsr_hdr_str_opt(h, "name", MASTER_NAME_MAX, &name, err, errlen);
+    if (!rc) rc = tsr_hdr_str_opt(h, "renderer", 15, &renderer, err, errlen);
+    if (!rc) rc = tsr_hdr_str_opt(h, "scene", MASTER_PATH_MAX, &scene, err, errlen);
+    if (!rc) rc = tsr_hdr_str(h, "frames", 4096, &frames, err, errlen);
+    if (!rc) rc = tsr_hdr_str_opt(h, "command", MASTER_COMMAND_MAX, &command, err, errlen);
+    if (!rc) rc = tsr_hdr_str_opt(h, "outputs", 15, &outputs, err, errlen);
+    if (!rc) rc = tsr_hdr_int_opt(h, "chunk", 1, MASTER_MAX_CHUNK, &chunk, err, errlen);
+    if (!rc) rc = tsr_hdr_int_opt(h, "priority", 0, 100, &priority, err, errlen);
+    if (!rc) rc = tsr_hdr_int_opt(h, "max_attempts", 1, 100, &maxf, err, errlen);
+    if (!rc) rc = tsr_hdr_int_opt(h, "timeout_s", 1, 7 * 24 * 3600, &timeout, err, errlen);
+    if (rc)
+        return rc;
+    int64_t tiles[2] = {1, 1}, size[2] = {0, 0};
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(h, "tiles");
+    if (t) {
+        for (int i = 0; i < 2; i++) {
+            const cJSON *v = cJSON_IsArray(t) ? cJSON_GetArrayItem(t, i) : NULL;
+            if (cJSON_GetArraySize(t) != 2 || !cJSON_IsNumber(v) || v->valuedouble < 1 ||
+                v->valuedouble > MASTER_MAX_TILES || v->valuedouble != (int)v->valuedouble) {
+                snprintf(err, errlen, "field 'tiles' must be [columns, rows], each 1..%d",
+                         MASTER_MAX_TILES);
+                return TSR_EPROTO;
+            }
+            tiles[i] = (int64_t)v->valuedouble;
+        }
+    }
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(h, "size");
+    if (s && !cJSON_IsNull(s)) {
+        for (int i = 0; i < 2; i++) {
+            const cJSON *v = cJSON_IsArray(s) ? cJSON_GetArrayItem(s, i) : NULL;
+            if (cJSON_GetArraySize(s) != 2 || !cJSON_IsNumber(v) || v->valuedouble < 1 ||
+                v->valuedouble > 32768 || v->valuedouble != (int)v->valuedouble) {
+                snprintf(err, errlen, "field 'size' must be [width, height], each 1..32768");
+                return TSR_EPROTO;
+            }
+            size[i] = (int64_t)v->valuedouble;
+        }
+    }
+    if (strcmp(renderer, "builtin") != 0 && strcmp(renderer, "command") != 0) {
+        snprintf(err, errlen, "unknown renderer '%s' (builtin, command)", renderer);
+        return TSR_EINVAL;
+    }
+    if (strcmp(outputs, "image") != 0 && strcmp(outputs, "none") != 0) {
+        snprintf(err, errlen, "field 'outputs' must be 'image' or 'none'");
+        return TSR_EINVAL;
+    }
+    if (strcmp(renderer, "command") == 0 && (!command || !command[0])) {
+        snprintf(err, errlen, "the command renderer needs a command template");
+        return TSR_EINVAL;
+    }
+    if (!scene && strcmp(renderer, "builtin") == 0)
+        scene = "scene.json";
+    j->outputs_image = strcmp(outputs, "image") == 0;
+    if (strcmp(renderer, "command") == 0 && (j->outputs_image || tiles[0] * tiles[1] > 1) &&
+        size[0] == 0) {
+        snprintf(err, errlen, "the command renderer needs the frame size (--size WxH) "
+                              "for images or tiles");
+        return TSR_EINVAL;
+    }
+    if (scene && (scene[0] == '/' || strstr(scene, ".."))) {
+        snprintf(err, errlen, "scene path '%s' must be relative, without '..'", scene);
+        return TSR_EUNSAFE;
+    }
+    uint64_t asize = 0;
+    if (!store_has_blob(m, archive, &asize)) {
+        snprintf(err, errlen, "archive %.12s is not on the master; upload it first", archive);
+        return TSR_ENOTFOUND;
+    }
+    snprintf(j->name, sizeof j->name, "%s", name);
+    snprintf(j->renderer, sizeof j->renderer, "%s", renderer);
+    snprintf(j->scene, sizeof j->scene, "%s", scene ? scene : "");
+    snprintf(j->archive, sizeof j->archive, "%s", archive);
+    j->archive_size = asize;
+    j->frame_set = strdup(frames);
+    j->command = command ? strdup(command) : NULL;
+    j->chunk = (int)chunk;
+    j->priority = (int)priority;
+    j->max_failures = (int)maxf;
+    j->timeout_s = (int)timeout;
+    j->tiles_x = (int)tiles[0];
+    j->tiles_y = (int)tiles[1];
+    j->width = (int)size[0];
+    j->height = (int)size[1];
+    /* Parse the frame set now, on the reactor: it is bounded and quick, and a
+     * bad set should not cost an archive check. */
+    return job_build(j, err, errlen);
+}
+
+void clients_on_submit(struct master *m, struct tsr_msg *msg)
+{
+    int64_t rid = -1;
+    char err[512] = "";
+    tsr_hdr_int_opt(msg->hdr, "rid", 0, INT64_MAX / 2, &rid, NULL, 0);
+    struct job *j = calloc(1, sizeof *j);
+    int rc = j ? s_parse_submit(m, msg->hdr, j, err, sizeof err) : TSR_ENOMEM;
+    if (rc != 0) {
+        master_send_error(m, m->clients, msg->peer, msg->peer_len, "SUBMIT", rid, rc, err);
+        job_free(j);
+        return;
+    }
+    struct pool_req *req = calloc(1, sizeof *req);
+    req->kind = POOL_CHECK_ARCHIVE;
+    memcpy(req->peer, msg->peer, msg->peer_len);
+    req->peer_len = msg->peer_len;
+    req->rid = rid;
+    snprintf(req->hash, sizeof req->hash, "%s", j->archive);
+    blob_path(m, j->archive, req->path, sizeof req->path);
+    snprintf(req->scene, sizeof req->scene, "%s", j->scene);
+    req->want_resolution = strcmp(j->renderer, "builtin") == 0;
+    req->ctx = cJSON_Duplicate(msg->hdr, 1);
+    job_free(j); /* rebuilt from ctx once the archive passes */
+    pool_submit(m, req);
+}
+
+/* Creates the job once its archive passed the check; replies after commit. */
+static void s_create(struct master *m, struct pool_req *req)
+{
+    char err[512] = "";
+    struct job *j = calloc(1, sizeof *j);
+    int rc = j ? s_parse_submit(m, req->ctx, j, err, sizeof err) : TSR_ENOMEM;
+    if (rc == 0 && req->want_resolution) {
+        j->width = req->width;
+        j->height = req->height;
+    }
+    if (rc == 0 && (j->width < 0 || j->height < 0)) {
+        rc = TSR_ESCENE;
+        snprintf(err, sizeof err, "scene has no usable resolution");
+    }
+    if (rc != 0) {
+        master_send_error(m, m->clients, req->peer, req->peer_len, "SUBMIT", req->rid, rc,
+                          err);
+        job_free(j);
+        return;
+    }
+    j->id = m->next_job++;
+    j->state = JOB_QUEUED;
+    j->created_ms = tsr_wall_ms();
+    job_recount(j);
+    if (m->njobs == m->capjobs) {
+        m->capjobs = m->capjobs ? m->capjobs * 2 : 16;
+        m->jobs = realloc(m->jobs, m->capjobs * sizeof *m->jobs);
+    }
+    m->jobs[m->njobs++] = j;
+    store_put_job(m, j);
+    for (uint32_t i = 0; i < j->ntasks; i++)
+        store_put_task(m, j, i);
+    store_put_counters(m);
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "name", j->name);
+    cJSON_AddNumberToObject(ev, "tasks", j->ntasks);
+    cJSON_AddNumberToObject(ev, "frames", j->nframes);
+    store_event(m, "job_submitted", j->id, ev);
+    cJSON_Delete(ev);
+    tsr_log(TSR_LOG_INFO, "jobs", "job %llu '%s': %u frames, %u tasks (%dx%d tiles, chunk %d)",
+            (unsigned long long)j->id, j->name, j->nframes, j->ntasks, j->tiles_x,
+            j->tiles_y, j->chunk);
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddNumberToObject(h, "rid", (double)req->rid);
+    cJSON_AddNumberToObject(h, "id", (double)j->id);
+    master_send(m, m->clients, req->peer, req->peer_len, "SUBMITTED", h, NULL, 0);
+    cJSON_Delete(h);
+}
+
+void jobs_on_archive_checked(struct master *m, struct pool_req *req)
+{
+    if (req->rc != 0) {
+        master_send_error(m, m->clients, req->peer, req->peer_len, "SUBMIT", req->rid,
+                          req->rc, req->err);
+        return;
+    }
+    s_create(m, req);
+}

@@ -1,0 +1,366 @@
+/*
+ * master.h: the master's internal model, shared by its files.
+ *
+ * One thread (the reactor) owns everything here: the LMDB writer, both ROUTER
+ * sockets and every in-memory table. The only other threads are the pool's,
+ * which receive self-contained requests (struct pool_req) and give them back
+ * over inproc; they never touch this state.
+ *
+ * In memory, jobs, tasks, frames and workers are caches of LMDB, rebuilt at
+ * start (store_load). A change a peer relies on is written in the cycle's
+ * write transaction, and its reply waits in the outbox until that commits.
+ *
+ * Task states (see tasks.c for the transition table):
+ *
+ *      submit         dispatch           RESULT ok        pieces verified
+ *   ---------> QUEUED ---------> RUNNING ---------> VERIFYING ---------> DONE
+ *                ^  ^               |                   |
+ *                |  |  worker lost, |  RESULT failed,   | piece refused
+ *                |  +---------------+  or refused,      |
+ *                |        (retry)      failures < max   |
+ *                +--------------------------------------+
+ *    RUNNING/VERIFYING --(failures == max)--> FAILED
+ *    QUEUED/RUNNING/VERIFYING --(cancel)--> CANCELLED
+ *
+ * VERIFYING is never stored: a task stored as RUNNING whose worker re-sends
+ * its result after a master restart is verified again.
+ */
+#ifndef TESSERA_MASTER_H
+#define TESSERA_MASTER_H
+
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "tessera/hash.h"
+#include "tessera/image.h"
+#include "tessera/proto.h"
+
+#define MASTER_NAME_MAX 63      /* worker, hub, job names */
+#define MASTER_PATH_MAX 1024    /* scene paths inside an archive */
+#define MASTER_COMMAND_MAX 4096 /* command templates */
+#define MASTER_MAX_TASKS 1000000
+#define MASTER_MAX_TILES 16     /* per axis */
+#define MASTER_MAX_CHUNK 10000
+
+enum task_state {
+    TASK_QUEUED = 0,
+    TASK_RUNNING = 1,
+    TASK_VERIFYING = 2,
+    TASK_DONE = 3,
+    TASK_FAILED = 4,
+    TASK_CANCELLED = 5,
+};
+
+enum job_state {
+    JOB_QUEUED = 0,
+    JOB_RUNNING = 1,
+    JOB_DONE = 2,
+    JOB_FAILED = 3,
+    JOB_CANCELLED = 4,
+};
+
+enum frame_state {
+    FRAME_PENDING = 0,
+    FRAME_ASSEMBLING = 1,
+    FRAME_DONE = 2,
+    FRAME_FAILED = 3,
+};
+
+/* One task: a run of frames (a chunk) of one tile. Stored as-is in LMDB
+ * (the `tasks` database), so it holds no pointers. */
+struct task {
+    uint16_t version;           /* record version, TASK_RECORD_VERSION */
+    uint8_t state;              /* enum task_state */
+    uint8_t failures;           /* failed attempts so far */
+    uint32_t dispatches;        /* attempts started so far */
+    uint64_t attempt;           /* live attempt id (fencing token), 0 if none */
+    uint32_t frame_first;       /* index of its first frame in job->frames */
+    uint32_t frame_count;       /* frames in this task */
+    uint16_t tile;              /* tile index, row major */
+    uint16_t reserved;          /* zero */
+    uint32_t render_ms;         /* render time of the accepted attempt */
+    int64_t dispatched_ms;      /* wall clock of the live attempt's start */
+    char worker[MASTER_NAME_MAX + 1];     /* worker of the live/accepted attempt */
+    char hub[MASTER_NAME_MAX + 1];        /* that worker's hub */
+    char last_failed[MASTER_NAME_MAX + 1]; /* worker of the last failure */
+    char error[192];            /* last failure, one line */
+};
+#define TASK_RECORD_VERSION 1
+
+/* One frame of a job, in memory; its LMDB record is JSON (`frames`). */
+struct frame {
+    uint8_t state;              /* enum frame_state */
+    uint16_t tiles_done;        /* tiles verified so far */
+    char hash[TSR_HASH_HEX];    /* assembled frame's blob, "" until done */
+    uint64_t size;              /* its size in bytes */
+    struct tsr_image_stats stats; /* its pixel statistics */
+    char worker[MASTER_NAME_MAX + 1]; /* worker of the last piece */
+    char hub[MASTER_NAME_MAX + 1];    /* its hub */
+    uint32_t render_ms;         /* render time summed over the pieces */
+};
+
+/* Per-hub counters of a job, for status and watch. */
+struct hub_count {
+    char hub[MASTER_NAME_MAX + 1]; /* hub name */
+    uint32_t done;                 /* tasks done there */
+    uint32_t running;              /* tasks running there */
+};
+
+struct job {
+    uint64_t id;                  /* job id, from 1 */
+    uint8_t state;                /* enum job_state */
+    char name[MASTER_NAME_MAX + 1]; /* shown in lists */
+    char renderer[16];            /* "builtin" or "command" */
+    char scene[MASTER_PATH_MAX + 1]; /* scene file inside the archive, may be "" */
+    char archive[TSR_HASH_HEX];   /* the scene archive's blob */
+    uint64_t archive_size;        /* its size */
+    char *frame_set;              /* the frame set as submitted (owned) */
+    char *command;                /* command template, or NULL (owned) */
+    int outputs_image;            /* 1: tasks produce images; 0: none */
+    int tiles_x, tiles_y;         /* tile grid */
+    int chunk;                    /* frames per task */
+    int priority;                 /* 0..100, higher first */
+    int width, height;            /* frame size, 0 when unknown (no images) */
+    int max_failures;             /* failed attempts before a task fails */
+    int timeout_s;                /* per-attempt time limit */
+    int64_t created_ms, started_ms, finished_ms; /* wall clock */
+    char error[256];              /* why it failed, if it did */
+
+    int *frames;                  /* frame numbers (owned), nframes long */
+    uint32_t nframes;             /* frames in the job */
+    struct task *tasks;           /* ntasks tasks (owned) */
+    uint32_t ntasks;              /* tasks in the job */
+    struct frame *frame_info;     /* nframes frames (owned) */
+
+    uint32_t n_queued, n_running, n_done, n_failed; /* task counts by state */
+    uint32_t frames_done;         /* frames delivered */
+    uint32_t scan;                /* no queued task below this index */
+    struct hub_count *hubs;       /* per-hub counts (owned) */
+    size_t nhubs;                 /* entries in hubs */
+};
+
+/* A worker as the master sees it. */
+struct worker {
+    char name[MASTER_NAME_MAX + 1]; /* its --name, unique */
+    char hub[MASTER_NAME_MAX + 1];  /* its --hub */
+    unsigned char peer[TSR_PROTO_MAX_ROUTING]; /* routing id while connected */
+    size_t peer_len;              /* 0 when not connected */
+    int live;                     /* connected and heard from recently */
+    int slots;                    /* announced slots */
+    int credit;                   /* tasks we may still send */
+    cJSON *caps;                  /* the HELLO header as announced (owned) */
+    int64_t last_recv_ms;         /* monotonic time of its last message */
+    int64_t last_send_ms;         /* monotonic time of our last message */
+    int64_t last_seen_wall_ms;    /* wall clock of its last message */
+    uint64_t done;                /* tasks it completed */
+    uint64_t failed;              /* attempts of it that failed */
+    struct run_ref *running;      /* its live attempts (owned) */
+    size_t nrunning;              /* entries in running */
+    size_t caprunning;            /* capacity of running */
+};
+
+/* A live attempt held by a worker. */
+struct run_ref {
+    uint64_t attempt; /* attempt id */
+    uint64_t job;     /* job id */
+    uint32_t task;    /* task index */
+};
+
+/* A blob upload in progress. */
+struct upload {
+    char hash[TSR_HASH_HEX];  /* the hash the sender announced */
+    uint64_t size;            /* announced size */
+    char tmp[MASTER_PATH_MAX + 64]; /* staging file */
+    int64_t last_ms;          /* last activity (monotonic) */
+    int pending;              /* chunk writes in the pool */
+    int ending;               /* PUT_END received, hashing */
+    int64_t reply_rid;        /* PUT_END's request id */
+    int reply_workers;        /* PUT_END came on the worker endpoint */
+    unsigned char reply_peer[TSR_PROTO_MAX_ROUTING]; /* who sent PUT_END */
+    size_t reply_peer_len;    /* its length */
+};
+
+struct outmsg;
+struct pool;
+struct pool_req;
+
+/* Settings from the command line. */
+struct master_config {
+    const char *data_dir;        /* data folder */
+    const char *client_ep;       /* client endpoint */
+    const char *worker_ep;       /* worker endpoint */
+    int heartbeat_ms;            /* heartbeat interval */
+    int liveness;                /* missed heartbeats before a peer is lost */
+    uint64_t map_size;           /* LMDB map size, bytes */
+    int pool_threads;            /* heavy-work threads */
+    int default_max_failures;    /* failed attempts before a task fails */
+    int default_timeout_s;       /* per-attempt time limit */
+};
+
+struct master {
+    struct master_config cfg;     /* settings */
+    void *zctx;                   /* ZeroMQ context */
+    void *clients;                /* ROUTER, client endpoint */
+    void *workers_sock;           /* ROUTER, worker endpoint */
+    void *pool_done;              /* PULL, pool completions */
+    struct pool *pool;            /* heavy-work threads */
+
+    MDB_env *env;                 /* LMDB environment */
+    MDB_dbi db_meta, db_jobs, db_tasks, db_frames, db_pieces, db_workers,
+        db_blobs, db_events;      /* named databases */
+    MDB_txn *txn;                 /* this cycle's write transaction or NULL */
+
+    uint64_t next_job;            /* next job id */
+    uint64_t next_attempt;        /* next attempt id */
+    uint64_t next_event;          /* next event sequence */
+
+    struct job **jobs;            /* all jobs by ascending id (owned) */
+    size_t njobs, capjobs;        /* count and capacity */
+    struct worker **workers;      /* all known workers (owned) */
+    size_t nworkers, capworkers;  /* count and capacity */
+    struct upload **uploads;      /* uploads in progress (owned) */
+    size_t nuploads, capuploads;  /* count and capacity */
+
+    struct outmsg *out_head, *out_tail; /* replies waiting for the commit */
+    int64_t started_ms;           /* monotonic start time */
+    int64_t recover_until_ms;     /* until then, running tasks wait for their
+                                     workers to come back after a restart */
+    volatile int stop;            /* set by SIGTERM/SIGINT */
+};
+
+/* master.c / reactor.c */
+int master_run(struct master *m);
+MDB_txn *master_txn(struct master *m);
+/* Queues a message to go out after this cycle's commit. hdr is borrowed;
+ * body is copied. sock is m->clients or m->workers_sock. */
+void master_send(struct master *m, void *sock, const void *peer, size_t peer_len,
+                 const char *cmd, const cJSON *hdr, const void *body, size_t body_len);
+/* Same, but takes ownership of body (malloc'd), freed after sending. */
+void master_send_owned(struct master *m, void *sock, const void *peer, size_t peer_len,
+                       const char *cmd, const cJSON *hdr, void *body, size_t body_len);
+void master_send_error(struct master *m, void *sock, const void *peer, size_t peer_len,
+                       const char *re, int64_t rid, int code, const char *message);
+
+/* store.c: LMDB */
+int store_open(struct master *m);
+void store_close(struct master *m);
+int store_load(struct master *m);
+int store_put_job(struct master *m, const struct job *j);
+int store_put_task(struct master *m, const struct job *j, uint32_t idx);
+int store_put_frame(struct master *m, const struct job *j, uint32_t idx);
+int store_put_piece(struct master *m, uint64_t job, uint32_t task, uint32_t k,
+                    const char *hash);
+int store_get_piece(struct master *m, uint64_t job, uint32_t task, uint32_t k,
+                    char hash[TSR_HASH_HEX]);
+int store_put_worker(struct master *m, const struct worker *w);
+int store_put_blob(struct master *m, const char *hash, uint64_t size);
+int store_has_blob(struct master *m, const char *hash, uint64_t *size);
+int store_put_counters(struct master *m);
+/* Appends an event; fields is borrowed and may be NULL. */
+int store_event(struct master *m, const char *kind, uint64_t job, cJSON *fields);
+int store_commit(struct master *m);
+
+/* blobs.c */
+void blob_path(const struct master *m, const char *hash, char *out, size_t outlen);
+void blobs_on_put(struct master *m, void *sock, struct tsr_msg *msg);
+void blobs_on_chunk(struct master *m, void *sock, struct tsr_msg *msg);
+void blobs_on_put_end(struct master *m, void *sock, struct tsr_msg *msg);
+void blobs_on_get(struct master *m, void *sock, struct tsr_msg *msg);
+void blobs_cron(struct master *m);
+int blobs_on_pool_done(struct master *m, struct pool_req *r);
+
+/* jobs.c */
+struct job *job_find(struct master *m, uint64_t id);
+void clients_on_submit(struct master *m, struct tsr_msg *msg);
+void job_free(struct job *j);
+int job_build(struct job *j, char *err, size_t errlen);
+void job_recount(struct job *j);
+void job_check_done(struct master *m, struct job *j);
+cJSON *job_to_json(const struct job *j);
+void jobs_on_archive_checked(struct master *m, struct pool_req *req);
+void job_cancel(struct master *m, struct job *j);
+
+/* tasks.c: the task state machine */
+void task_dispatch(struct master *m, struct job *j, uint32_t idx, struct worker *w);
+void task_requeue(struct master *m, struct job *j, uint32_t idx, const char *why);
+void task_fail(struct master *m, struct job *j, uint32_t idx, const char *cls,
+               const char *why);
+void task_verified(struct master *m, struct job *j, uint32_t idx, const char (*hashes)[TSR_HASH_HEX]);
+void task_set_state(struct job *j, uint32_t idx, int state);
+void frame_assembled(struct master *m, struct job *j, uint32_t fidx, int rc,
+                     const char *err, const char *hash, uint64_t size,
+                     const struct tsr_image_stats *stats);
+void frames_resume(struct master *m, struct job *j);
+
+/* workers.c */
+void workers_on_message(struct master *m, struct tsr_msg *msg);
+void workers_cron(struct master *m);
+void workers_dispatch(struct master *m);
+void workers_on_verified(struct master *m, struct pool_req *req);
+struct worker *worker_by_name(struct master *m, const char *name);
+struct worker *worker_by_peer(struct master *m, const void *peer, size_t len);
+void worker_remove_run(struct worker *w, uint64_t attempt);
+cJSON *worker_to_json(const struct master *m, const struct worker *w);
+
+/* clients.c */
+void clients_on_message(struct master *m, struct tsr_msg *msg);
+
+/* pool.c: heavy work off the reactor */
+enum pool_kind {
+    POOL_CHECK_ARCHIVE, /* check an archive, read the scene's resolution */
+    POOL_HASH_UPLOAD,   /* hash a staged upload, move it into the store */
+    POOL_WRITE_CHUNK,   /* write an uploaded chunk */
+    POOL_READ_CHUNK,    /* read a chunk for GET */
+    POOL_VERIFY_PIECES, /* verify a task's rendered pieces */
+    POOL_ASSEMBLE,      /* assemble and verify a frame */
+};
+
+struct pool_req {
+    int kind;                      /* enum pool_kind */
+    int to_workers;                /* reply on the worker endpoint */
+    unsigned char peer[TSR_PROTO_MAX_ROUTING]; /* who asked */
+    size_t peer_len;               /* its length */
+    int64_t rid;                   /* the request id to echo */
+    char hash[TSR_HASH_HEX];       /* blob concerned */
+    char path[MASTER_PATH_MAX + 64];  /* file to read/write/check */
+    char path2[MASTER_PATH_MAX + 64]; /* destination file */
+    uint64_t offset;               /* chunk offset */
+    uint64_t size;                 /* blob size (read/verified) */
+    void *data;                    /* chunk bytes (owned by the request) */
+    size_t len;                    /* chunk length */
+    char scene[MASTER_PATH_MAX + 1]; /* scene to look for */
+    int want_resolution;           /* read the built-in scene's resolution */
+    cJSON *ctx;                    /* request header kept for the reply (owned) */
+    uint64_t job;                  /* job id */
+    uint32_t task;                 /* task index */
+    uint64_t attempt;              /* attempt being verified */
+    uint32_t frame;                /* frame index (assemble) */
+    struct tsr_region region;      /* expected window of each piece */
+    int width, height;             /* frame size */
+    char (*pieces)[MASTER_PATH_MAX + 64]; /* files to verify/assemble (owned) */
+    char (*piece_hashes)[TSR_HASH_HEX];   /* their hashes (owned) */
+    size_t npieces;                /* entries in pieces */
+    /* results */
+    int rc;                        /* 0 or TSR_E* */
+    char err[512];                 /* reason when rc != 0 */
+    struct tsr_image_stats stats;  /* stats of the (last) image verified */
+    char out_hash[TSR_HASH_HEX];   /* hash of what was produced */
+};
+
+int pool_start(struct master *m, int nthreads);
+void pool_stop(struct master *m);
+/* Hands req to a pool thread; the pool owns it until it comes back through
+ * m->pool_done. */
+void pool_submit(struct master *m, struct pool_req *req);
+void pool_req_free(struct pool_req *req);
+/* Called by the reactor for each completed request. */
+void master_on_pool_done(struct master *m, struct pool_req *req);
+
+const char *task_state_name(int s);
+const char *job_state_name(int s);
+const char *frame_state_name(int s);
+
+#endif

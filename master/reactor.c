@@ -1,0 +1,218 @@
+/*
+ * reactor.c: the master's one loop (after the Guide's mdbroker.c and
+ * redis's ae.c).
+ *
+ * Each cycle: poll both ROUTER sockets and the pool's completions, with a
+ * timeout that wakes the cron (heartbeats, expiry); handle every message
+ * waiting; dispatch tasks to workers with credit; commit the cycle's one
+ * write transaction (group commit); only then send the replies queued in the
+ * outbox. So a peer never hears of a state that is not on disk, and a busy
+ * master pays one fsync per cycle, not per message.
+ */
+#include "master.h"
+
+#include "tessera/error.h"
+#include "tessera/log.h"
+#include "tessera/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define BATCH_MAX 2000 /* messages per socket per cycle, so no side starves */
+
+/* A message waiting for the commit. */
+struct outmsg {
+    void *sock;                                /* where it goes */
+    unsigned char peer[TSR_PROTO_MAX_ROUTING]; /* to whom */
+    size_t peer_len;                           /* routing id length */
+    char cmd[TSR_PROTO_MAX_CMD + 1];           /* command */
+    char *hdr;                                 /* header text (owned) */
+    void *body;                                /* body (owned) or NULL */
+    size_t body_len;                           /* body length */
+    struct outmsg *next;                       /* queue order */
+};
+
+void master_send_owned(struct master *m, void *sock, const void *peer, size_t peer_len,
+                       const char *cmd, const cJSON *hdr, void *body, size_t body_len)
+{
+    struct outmsg *o = calloc(1, sizeof *o);
+    if (!o) {
+        free(body);
+        return;
+    }
+    o->sock = sock;
+    memcpy(o->peer, peer, peer_len);
+    o->peer_len = peer_len;
+    snprintf(o->cmd, sizeof o->cmd, "%s", cmd);
+    o->hdr = hdr ? cJSON_PrintUnformatted(hdr) : strdup("{}");
+    o->body = body;
+    o->body_len = body_len;
+    if (m->out_tail)
+        m->out_tail->next = o;
+    else
+        m->out_head = o;
+    m->out_tail = o;
+}
+
+void master_send(struct master *m, void *sock, const void *peer, size_t peer_len,
+                 const char *cmd, const cJSON *hdr, const void *body, size_t body_len)
+{
+    void *copy = NULL;
+    if (body) {
+        copy = malloc(body_len ? body_len : 1);
+        if (!copy)
+            return;
+        memcpy(copy, body, body_len);
+    }
+    master_send_owned(m, sock, peer, peer_len, cmd, hdr, copy, body_len);
+}
+
+void master_send_error(struct master *m, void *sock, const void *peer, size_t peer_len,
+                       const char *re, int64_t rid, int code, const char *message)
+{
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddNumberToObject(h, "code", code);
+    cJSON_AddStringToObject(h, "error", tsr_strerror(code));
+    cJSON_AddStringToObject(h, "message", message ? message : tsr_strerror(code));
+    if (re)
+        cJSON_AddStringToObject(h, "re", re);
+    if (rid >= 0)
+        cJSON_AddNumberToObject(h, "rid", (double)rid);
+    master_send(m, sock, peer, peer_len, "ERROR", h, NULL, 0);
+    cJSON_Delete(h);
+}
+
+static void s_free_body(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+static void s_flush(struct master *m)
+{
+    while (m->out_head) {
+        struct outmsg *o = m->out_head;
+        m->out_head = o->next;
+        /* ROUTER drops messages for peers that are gone; that is fine: a
+         * peer that comes back asks again. */
+        zmq_send(o->sock, o->peer, o->peer_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        zmq_send(o->sock, TSR_PROTO_SIGNATURE, 4, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        zmq_send(o->sock, o->cmd, strlen(o->cmd), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        zmq_send(o->sock, o->hdr, strlen(o->hdr), (o->body ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+        if (o->body) {
+            zmq_msg_t part;
+            zmq_msg_init_data(&part, o->body, o->body_len, s_free_body, NULL);
+            if (zmq_msg_send(&part, o->sock, ZMQ_DONTWAIT) < 0)
+                zmq_msg_close(&part);
+        }
+        free(o->hdr);
+        free(o);
+    }
+    m->out_tail = NULL;
+}
+
+static void s_drop_outbox(struct master *m)
+{
+    while (m->out_head) {
+        struct outmsg *o = m->out_head;
+        m->out_head = o->next;
+        free(o->hdr);
+        free(o->body);
+        free(o);
+    }
+    m->out_tail = NULL;
+}
+
+void master_on_pool_done(struct master *m, struct pool_req *req)
+{
+    if (blobs_on_pool_done(m, req)) {
+    } else if (req->kind == POOL_CHECK_ARCHIVE) {
+        jobs_on_archive_checked(m, req);
+    } else if (req->kind == POOL_VERIFY_PIECES) {
+        workers_on_verified(m, req);
+    } else if (req->kind == POOL_ASSEMBLE) {
+        struct job *j = job_find(m, req->job);
+        if (j && req->frame < j->nframes)
+            frame_assembled(m, j, req->frame, req->rc, req->err, req->out_hash, req->size,
+                            &req->stats);
+    }
+    pool_req_free(req);
+}
+
+static void s_drain(struct master *m, void *sock, int is_workers)
+{
+    for (int n = 0; n < BATCH_MAX; n++) {
+        struct tsr_msg msg;
+        char err[256] = "";
+        int rc = tsr_msg_recv(sock, 1, 1, &msg, err, sizeof err);
+        if (rc == TSR_ETIMEOUT)
+            return;
+        if (rc != 0) {
+            tsr_log(TSR_LOG_WARN, "reactor", "refused a message on the %s endpoint: %s",
+                    is_workers ? "worker" : "client", err);
+            if (msg.peer_len)
+                master_send_error(m, sock, msg.peer, msg.peer_len, NULL, -1, rc, err);
+            tsr_msg_clear(&msg);
+            if (rc == TSR_EZMQ)
+                return;
+            continue;
+        }
+        if (is_workers)
+            workers_on_message(m, &msg);
+        else
+            clients_on_message(m, &msg);
+        tsr_msg_clear(&msg);
+    }
+}
+
+int master_run(struct master *m)
+{
+    int64_t next_cron = 0;
+    while (!m->stop) {
+        int64_t now = tsr_now_ms();
+        long timeout = next_cron > now ? (long)(next_cron - now) : 0;
+        zmq_pollitem_t items[] = {
+            {m->clients, 0, ZMQ_POLLIN, 0},
+            {m->workers_sock, 0, ZMQ_POLLIN, 0},
+            {m->pool_done, 0, ZMQ_POLLIN, 0},
+        };
+        int rc = zmq_poll(items, 3, timeout);
+        if (rc < 0 && zmq_errno() != EINTR) {
+            tsr_log(TSR_LOG_ERROR, "reactor", "poll failed: %s", zmq_strerror(zmq_errno()));
+            return TSR_EZMQ;
+        }
+        if (rc > 0) {
+            if (items[0].revents & ZMQ_POLLIN)
+                s_drain(m, m->clients, 0);
+            if (items[1].revents & ZMQ_POLLIN)
+                s_drain(m, m->workers_sock, 1);
+            struct pool_req *req;
+            for (int n = 0; n < BATCH_MAX; n++) {
+                if (zmq_recv(m->pool_done, &req, sizeof req, ZMQ_DONTWAIT) != sizeof req)
+                    break;
+                master_on_pool_done(m, req);
+            }
+        }
+        now = tsr_now_ms();
+        if (now >= next_cron) {
+            workers_cron(m);
+            blobs_cron(m);
+            int period = m->cfg.heartbeat_ms / 4;
+            next_cron = now + (period < 50 ? 50 : period);
+        }
+        workers_dispatch(m);
+        if (store_commit(m) != 0) {
+            /* Nothing of this cycle is on disk, so nothing may be announced.
+             * Memory now runs ahead of LMDB: stop, and let a restart rebuild
+             * from what is stored. */
+            s_drop_outbox(m);
+            tsr_log(TSR_LOG_ERROR, "reactor", "commit failed; stopping so that a restart "
+                                               "recovers from the last committed state");
+            return TSR_EDB;
+        }
+        s_flush(m);
+    }
+    return 0;
+}

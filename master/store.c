@@ -1,0 +1,571 @@
+/*
+ * store.c: the master's LMDB state, the truth that memory caches.
+ *
+ * One environment in <data>/db with named databases:
+ *   meta     "counters" -> {"next_job", "next_attempt", "next_event"},
+ *            "schema" -> 1
+ *   jobs     job id (u64 BE) -> JSON job record
+ *   tasks    job id + task index (u64 BE, u32 BE) -> struct task
+ *   frames   job id + frame index -> JSON frame record
+ *   pieces   job id + task index + frame offset -> piece blob hash
+ *   workers  name -> JSON worker record
+ *   blobs    hash -> {"size"}
+ *   events   sequence (u64 BE) -> JSON event
+ *
+ * Only the reactor writes. All writes of one poll cycle share one write
+ * transaction (master_txn opens it lazily; store_commit ends it), so
+ * durability costs one fsync per cycle, not per message.
+ */
+#include "master.h"
+
+#include "tessera/error.h"
+#include "tessera/frameset.h"
+#include "tessera/log.h"
+#include "tessera/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SCHEMA_VERSION 1
+
+static void s_be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static void s_be32(unsigned char *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static uint64_t s_get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static uint32_t s_get32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static int s_mdb(int rc, const char *what)
+{
+    if (rc == 0)
+        return 0;
+    tsr_log(TSR_LOG_ERROR, "store", "%s: %s", what, mdb_strerror(rc));
+    return rc == MDB_MAP_FULL ? TSR_EFULL : TSR_EDB;
+}
+
+int store_open(struct master *m)
+{
+    char path[MASTER_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/db", m->cfg.data_dir);
+    if (tsr_mkdir_p(path) != 0) {
+        tsr_log(TSR_LOG_ERROR, "store", "cannot create '%s'", path);
+        return TSR_EIO;
+    }
+    int rc = mdb_env_create(&m->env);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs(m->env, 16);
+    if (rc == 0)
+        rc = mdb_env_set_mapsize(m->env, m->cfg.map_size);
+    if (rc == 0)
+        rc = mdb_env_open(m->env, path, MDB_NOTLS, 0640);
+    if (rc != 0) {
+        tsr_log(TSR_LOG_ERROR, "store", "cannot open lmdb at '%s': %s", path,
+                mdb_strerror(rc));
+        return TSR_EDB;
+    }
+    int dead = 0;
+    mdb_reader_check(m->env, &dead);
+    MDB_txn *txn;
+    rc = mdb_txn_begin(m->env, NULL, 0, &txn);
+    if (rc != 0)
+        return s_mdb(rc, "begin");
+    struct {
+        const char *name;
+        MDB_dbi *dbi;
+    } dbs[] = {{"meta", &m->db_meta},     {"jobs", &m->db_jobs},
+               {"tasks", &m->db_tasks},   {"frames", &m->db_frames},
+               {"pieces", &m->db_pieces}, {"workers", &m->db_workers},
+               {"blobs", &m->db_blobs},   {"events", &m->db_events}};
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0] && rc == 0; i++)
+        rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return s_mdb(rc, "open databases");
+    }
+    MDB_val k = {6, "schema"}, v;
+    rc = mdb_get(txn, m->db_meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        unsigned char ver[4];
+        s_be32(ver, SCHEMA_VERSION);
+        v.mv_size = 4;
+        v.mv_data = ver;
+        rc = mdb_put(txn, m->db_meta, &k, &v, 0);
+    } else if (rc == 0) {
+        if (v.mv_size != 4 || s_get32(v.mv_data) != SCHEMA_VERSION) {
+            mdb_txn_abort(txn);
+            tsr_log(TSR_LOG_ERROR, "store", "'%s': schema version not supported", path);
+            return TSR_EVERSION;
+        }
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return s_mdb(rc, "schema");
+    }
+    return s_mdb(mdb_txn_commit(txn), "commit");
+}
+
+void store_close(struct master *m)
+{
+    if (m->txn) {
+        mdb_txn_abort(m->txn);
+        m->txn = NULL;
+    }
+    if (m->env) {
+        mdb_env_close(m->env);
+        m->env = NULL;
+    }
+}
+
+MDB_txn *master_txn(struct master *m)
+{
+    if (!m->txn) {
+        int rc = mdb_txn_begin(m->env, NULL, 0, &m->txn);
+        if (rc != 0) {
+            /* Without a transaction nothing can be promised to anyone:
+             * stop rather than answer with state that is not stored. */
+            tsr_log(TSR_LOG_ERROR, "store", "cannot begin transaction: %s",
+                    mdb_strerror(rc));
+            abort();
+        }
+    }
+    return m->txn;
+}
+
+int store_commit(struct master *m)
+{
+    if (!m->txn)
+        return 0;
+    int rc = mdb_txn_commit(m->txn);
+    m->txn = NULL;
+    return s_mdb(rc, "commit");
+}
+
+static int s_put(struct master *m, MDB_dbi dbi, const void *key, size_t klen,
+                 const void *val, size_t vlen)
+{
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    return s_mdb(mdb_put(master_txn(m), dbi, &k, &v, 0), "put");
+}
+
+static int s_put_json(struct master *m, MDB_dbi dbi, const void *key, size_t klen,
+                      cJSON *obj)
+{
+    char *text = cJSON_PrintUnformatted(obj);
+    cJSON_Delete(obj);
+    if (!text)
+        return TSR_ENOMEM;
+    int rc = s_put(m, dbi, key, klen, text, strlen(text));
+    free(text);
+    return rc;
+}
+
+int store_put_counters(struct master *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "next_job", (double)m->next_job);
+    cJSON_AddNumberToObject(o, "next_attempt", (double)m->next_attempt);
+    cJSON_AddNumberToObject(o, "next_event", (double)m->next_event);
+    return s_put_json(m, m->db_meta, "counters", 8, o);
+}
+
+int store_put_job(struct master *m, const struct job *j)
+{
+    unsigned char key[8];
+    s_be64(key, j->id);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "v", 1);
+    cJSON_AddNumberToObject(o, "id", (double)j->id);
+    cJSON_AddNumberToObject(o, "state", j->state);
+    cJSON_AddStringToObject(o, "name", j->name);
+    cJSON_AddStringToObject(o, "renderer", j->renderer);
+    cJSON_AddStringToObject(o, "scene", j->scene);
+    cJSON_AddStringToObject(o, "archive", j->archive);
+    cJSON_AddNumberToObject(o, "archive_size", (double)j->archive_size);
+    cJSON_AddStringToObject(o, "frame_set", j->frame_set);
+    if (j->command)
+        cJSON_AddStringToObject(o, "command", j->command);
+    cJSON_AddBoolToObject(o, "outputs_image", j->outputs_image);
+    cJSON_AddNumberToObject(o, "tiles_x", j->tiles_x);
+    cJSON_AddNumberToObject(o, "tiles_y", j->tiles_y);
+    cJSON_AddNumberToObject(o, "chunk", j->chunk);
+    cJSON_AddNumberToObject(o, "priority", j->priority);
+    cJSON_AddNumberToObject(o, "width", j->width);
+    cJSON_AddNumberToObject(o, "height", j->height);
+    cJSON_AddNumberToObject(o, "max_failures", j->max_failures);
+    cJSON_AddNumberToObject(o, "timeout_s", j->timeout_s);
+    cJSON_AddNumberToObject(o, "created_ms", (double)j->created_ms);
+    cJSON_AddNumberToObject(o, "started_ms", (double)j->started_ms);
+    cJSON_AddNumberToObject(o, "finished_ms", (double)j->finished_ms);
+    cJSON_AddStringToObject(o, "error", j->error);
+    return s_put_json(m, m->db_jobs, key, 8, o);
+}
+
+int store_put_task(struct master *m, const struct job *j, uint32_t idx)
+{
+    unsigned char key[12];
+    s_be64(key, j->id);
+    s_be32(key + 8, idx);
+    struct task t = j->tasks[idx];
+    t.version = TASK_RECORD_VERSION;
+    if (t.state == TASK_VERIFYING)
+        t.state = TASK_RUNNING; /* verification is redone after a restart */
+    return s_put(m, m->db_tasks, key, sizeof key, &t, sizeof t);
+}
+
+static cJSON *s_doubles(const double *v, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    return a;
+}
+
+int store_put_frame(struct master *m, const struct job *j, uint32_t idx)
+{
+    unsigned char key[12];
+    s_be64(key, j->id);
+    s_be32(key + 8, idx);
+    const struct frame *f = &j->frame_info[idx];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "v", 1);
+    cJSON_AddNumberToObject(o, "state", f->state);
+    cJSON_AddStringToObject(o, "hash", f->hash);
+    cJSON_AddNumberToObject(o, "size", (double)f->size);
+    cJSON_AddStringToObject(o, "worker", f->worker);
+    cJSON_AddStringToObject(o, "hub", f->hub);
+    cJSON_AddNumberToObject(o, "render_ms", f->render_ms);
+    int nc = f->stats.nchannels > 4 ? 4 : f->stats.nchannels;
+    cJSON_AddNumberToObject(o, "nchannels", nc);
+    cJSON_AddItemToObject(o, "min", s_doubles(f->stats.min, nc));
+    cJSON_AddItemToObject(o, "max", s_doubles(f->stats.max, nc));
+    cJSON_AddItemToObject(o, "mean", s_doubles(f->stats.mean, nc));
+    return s_put_json(m, m->db_frames, key, sizeof key, o);
+}
+
+int store_put_piece(struct master *m, uint64_t job, uint32_t task, uint32_t k,
+                    const char *hash)
+{
+    unsigned char key[16];
+    s_be64(key, job);
+    s_be32(key + 8, task);
+    s_be32(key + 12, k);
+    return s_put(m, m->db_pieces, key, sizeof key, hash, 64);
+}
+
+int store_get_piece(struct master *m, uint64_t job, uint32_t task, uint32_t k,
+                    char hash[TSR_HASH_HEX])
+{
+    unsigned char key[16];
+    s_be64(key, job);
+    s_be32(key + 8, task);
+    s_be32(key + 12, k);
+    MDB_val kv = {sizeof key, key}, v;
+    int rc = mdb_get(master_txn(m), m->db_pieces, &kv, &v);
+    if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size != 64))
+        return TSR_ENOTFOUND;
+    if (rc != 0)
+        return s_mdb(rc, "get piece");
+    memcpy(hash, v.mv_data, 64);
+    hash[64] = '\0';
+    return 0;
+}
+
+int store_put_worker(struct master *m, const struct worker *w)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "v", 1);
+    cJSON_AddStringToObject(o, "hub", w->hub);
+    cJSON_AddNumberToObject(o, "slots", w->slots);
+    cJSON_AddNumberToObject(o, "done", (double)w->done);
+    cJSON_AddNumberToObject(o, "failed", (double)w->failed);
+    cJSON_AddNumberToObject(o, "last_seen_ms", (double)w->last_seen_wall_ms);
+    if (w->caps)
+        cJSON_AddItemToObject(o, "caps", cJSON_Duplicate(w->caps, 1));
+    return s_put_json(m, m->db_workers, w->name, strlen(w->name), o);
+}
+
+int store_put_blob(struct master *m, const char *hash, uint64_t size)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "size", (double)size);
+    return s_put_json(m, m->db_blobs, hash, 64, o);
+}
+
+int store_has_blob(struct master *m, const char *hash, uint64_t *size)
+{
+    MDB_val k = {64, (void *)hash}, v;
+    int rc = mdb_get(master_txn(m), m->db_blobs, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return 0;
+    if (size) {
+        cJSON *o = cJSON_ParseWithLength(v.mv_data, v.mv_size);
+        cJSON *s = cJSON_GetObjectItem(o, "size");
+        *size = cJSON_IsNumber(s) ? (uint64_t)s->valuedouble : 0;
+        cJSON_Delete(o);
+    }
+    return 1;
+}
+
+int store_event(struct master *m, const char *kind, uint64_t job, cJSON *fields)
+{
+    unsigned char key[8];
+    s_be64(key, m->next_event++);
+    cJSON *o = fields ? cJSON_Duplicate(fields, 1) : cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "seq", (double)(m->next_event - 1));
+    cJSON_AddNumberToObject(o, "ts_ms", (double)tsr_wall_ms());
+    cJSON_AddStringToObject(o, "kind", kind);
+    if (job)
+        cJSON_AddNumberToObject(o, "job", (double)job);
+    int rc = s_put_json(m, m->db_events, key, 8, o);
+    if (rc == 0)
+        rc = store_put_counters(m);
+    return rc;
+}
+
+/* ---- loading at start ---- */
+
+static const char *s_jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static double s_jnum(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static void s_jdoubles(const cJSON *o, const char *k, double *out, int n)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, k);
+    for (int i = 0; i < n; i++) {
+        const cJSON *v = cJSON_GetArrayItem(a, i);
+        out[i] = cJSON_IsNumber(v) ? v->valuedouble : 0;
+    }
+}
+
+static struct job *s_job_from_json(const cJSON *o)
+{
+    struct job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->id = (uint64_t)s_jnum(o, "id");
+    j->state = (uint8_t)s_jnum(o, "state");
+    snprintf(j->name, sizeof j->name, "%s", s_jstr(o, "name"));
+    snprintf(j->renderer, sizeof j->renderer, "%s", s_jstr(o, "renderer"));
+    snprintf(j->scene, sizeof j->scene, "%s", s_jstr(o, "scene"));
+    snprintf(j->archive, sizeof j->archive, "%s", s_jstr(o, "archive"));
+    j->archive_size = (uint64_t)s_jnum(o, "archive_size");
+    j->frame_set = strdup(s_jstr(o, "frame_set"));
+    const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(o, "command");
+    j->command = cJSON_IsString(cmd) ? strdup(cmd->valuestring) : NULL;
+    j->outputs_image = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "outputs_image"));
+    j->tiles_x = (int)s_jnum(o, "tiles_x");
+    j->tiles_y = (int)s_jnum(o, "tiles_y");
+    j->chunk = (int)s_jnum(o, "chunk");
+    j->priority = (int)s_jnum(o, "priority");
+    j->width = (int)s_jnum(o, "width");
+    j->height = (int)s_jnum(o, "height");
+    j->max_failures = (int)s_jnum(o, "max_failures");
+    j->timeout_s = (int)s_jnum(o, "timeout_s");
+    j->created_ms = (int64_t)s_jnum(o, "created_ms");
+    j->started_ms = (int64_t)s_jnum(o, "started_ms");
+    j->finished_ms = (int64_t)s_jnum(o, "finished_ms");
+    snprintf(j->error, sizeof j->error, "%s", s_jstr(o, "error"));
+    return j;
+}
+
+static int s_load_jobs(struct master *m, MDB_txn *txn)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, m->db_jobs, &cur);
+    if (rc != 0)
+        return s_mdb(rc, "cursor");
+    MDB_val k, v;
+    int op = MDB_FIRST;
+    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        cJSON *o = cJSON_ParseWithLength(v.mv_data, v.mv_size);
+        struct job *j = o ? s_job_from_json(o) : NULL;
+        cJSON_Delete(o);
+        char err[256];
+        if (!j || job_build(j, err, sizeof err) != 0) {
+            tsr_log(TSR_LOG_ERROR, "store", "job record %llu unreadable; skipped",
+                    k.mv_size == 8 ? (unsigned long long)s_get64(k.mv_data) : 0ULL);
+            job_free(j);
+            continue;
+        }
+        if (m->njobs == m->capjobs) {
+            m->capjobs = m->capjobs ? m->capjobs * 2 : 16;
+            m->jobs = realloc(m->jobs, m->capjobs * sizeof *m->jobs);
+        }
+        m->jobs[m->njobs++] = j;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : s_mdb(rc, "load jobs");
+}
+
+static int s_load_tasks(struct master *m, MDB_txn *txn)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, m->db_tasks, &cur);
+    if (rc != 0)
+        return s_mdb(rc, "cursor");
+    MDB_val k, v;
+    int op = MDB_FIRST;
+    struct job *j = NULL;
+    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if (k.mv_size != 12 || v.mv_size != sizeof(struct task))
+            continue;
+        uint64_t id = s_get64(k.mv_data);
+        uint32_t idx = s_get32((unsigned char *)k.mv_data + 8);
+        if (!j || j->id != id)
+            j = job_find(m, id);
+        if (!j || idx >= j->ntasks)
+            continue;
+        struct task t;
+        memcpy(&t, v.mv_data, sizeof t);
+        if (t.version != TASK_RECORD_VERSION)
+            continue;
+        j->tasks[idx] = t;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : s_mdb(rc, "load tasks");
+}
+
+static int s_load_frames(struct master *m, MDB_txn *txn)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, m->db_frames, &cur);
+    if (rc != 0)
+        return s_mdb(rc, "cursor");
+    MDB_val k, v;
+    int op = MDB_FIRST;
+    struct job *j = NULL;
+    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if (k.mv_size != 12)
+            continue;
+        uint64_t id = s_get64(k.mv_data);
+        uint32_t idx = s_get32((unsigned char *)k.mv_data + 8);
+        if (!j || j->id != id)
+            j = job_find(m, id);
+        if (!j || idx >= j->nframes)
+            continue;
+        cJSON *o = cJSON_ParseWithLength(v.mv_data, v.mv_size);
+        if (!o)
+            continue;
+        struct frame *f = &j->frame_info[idx];
+        f->state = (uint8_t)s_jnum(o, "state");
+        snprintf(f->hash, sizeof f->hash, "%s", s_jstr(o, "hash"));
+        f->size = (uint64_t)s_jnum(o, "size");
+        snprintf(f->worker, sizeof f->worker, "%s", s_jstr(o, "worker"));
+        snprintf(f->hub, sizeof f->hub, "%s", s_jstr(o, "hub"));
+        f->render_ms = (uint32_t)s_jnum(o, "render_ms");
+        int nc = (int)s_jnum(o, "nchannels");
+        f->stats.nchannels = nc < 0 ? 0 : nc > 4 ? 4 : nc;
+        s_jdoubles(o, "min", f->stats.min, f->stats.nchannels);
+        s_jdoubles(o, "max", f->stats.max, f->stats.nchannels);
+        s_jdoubles(o, "mean", f->stats.mean, f->stats.nchannels);
+        cJSON_Delete(o);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : s_mdb(rc, "load frames");
+}
+
+static int s_load_workers(struct master *m, MDB_txn *txn)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, m->db_workers, &cur);
+    if (rc != 0)
+        return s_mdb(rc, "cursor");
+    MDB_val k, v;
+    int op = MDB_FIRST;
+    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if (k.mv_size == 0 || k.mv_size > MASTER_NAME_MAX)
+            continue;
+        cJSON *o = cJSON_ParseWithLength(v.mv_data, v.mv_size);
+        if (!o)
+            continue;
+        struct worker *w = calloc(1, sizeof *w);
+        memcpy(w->name, k.mv_data, k.mv_size);
+        snprintf(w->hub, sizeof w->hub, "%s", s_jstr(o, "hub"));
+        w->slots = (int)s_jnum(o, "slots");
+        w->done = (uint64_t)s_jnum(o, "done");
+        w->failed = (uint64_t)s_jnum(o, "failed");
+        w->last_seen_wall_ms = (int64_t)s_jnum(o, "last_seen_ms");
+        cJSON *caps = cJSON_GetObjectItemCaseSensitive(o, "caps");
+        w->caps = caps ? cJSON_Duplicate(caps, 1) : NULL;
+        cJSON_Delete(o);
+        if (m->nworkers == m->capworkers) {
+            m->capworkers = m->capworkers ? m->capworkers * 2 : 16;
+            m->workers = realloc(m->workers, m->capworkers * sizeof *m->workers);
+        }
+        m->workers[m->nworkers++] = w;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : s_mdb(rc, "load workers");
+}
+
+int store_load(struct master *m)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(m->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return s_mdb(rc, "begin read");
+    m->next_job = 1;
+    m->next_attempt = 1;
+    m->next_event = 1;
+    MDB_val k = {8, "counters"}, v;
+    if (mdb_get(txn, m->db_meta, &k, &v) == 0) {
+        cJSON *o = cJSON_ParseWithLength(v.mv_data, v.mv_size);
+        if (o) {
+            m->next_job = (uint64_t)s_jnum(o, "next_job");
+            m->next_attempt = (uint64_t)s_jnum(o, "next_attempt");
+            m->next_event = (uint64_t)s_jnum(o, "next_event");
+            cJSON_Delete(o);
+        }
+    }
+    int r = s_load_jobs(m, txn);
+    if (r == 0)
+        r = s_load_tasks(m, txn);
+    if (r == 0)
+        r = s_load_frames(m, txn);
+    if (r == 0)
+        r = s_load_workers(m, txn);
+    mdb_txn_abort(txn);
+    if (r != 0)
+        return r;
+    for (size_t i = 0; i < m->njobs; i++)
+        job_recount(m->jobs[i]);
+    tsr_log(TSR_LOG_INFO, "store", "loaded %zu jobs and %zu workers from '%s/db'",
+            m->njobs, m->nworkers, m->cfg.data_dir);
+    return 0;
+}

@@ -1,0 +1,299 @@
+/*
+ * tasks.c: the task state machine (diagram in master.h) and the frames that
+ * tasks fill in.
+ *
+ * | transition                      | function        |
+ * |---------------------------------|-----------------|
+ * | QUEUED -> RUNNING               | task_dispatch   |
+ * | RUNNING -> VERIFYING            | workers.c RESULT|
+ * | VERIFYING -> DONE               | task_verified   |
+ * | RUNNING/VERIFYING -> QUEUED     | task_requeue    |
+ * | RUNNING/VERIFYING -> QUEUED or FAILED (failure) | task_fail |
+ *
+ * A frame's state follows its tiles: when the last tile of a frame is
+ * verified the frame goes to ASSEMBLING (a pool job), then DONE.
+ */
+#include "master.h"
+
+#include "tessera/error.h"
+#include "tessera/log.h"
+#include "tessera/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *task_state_name(int s)
+{
+    static const char *const names[] = {"queued", "running", "verifying",
+                                        "done",   "failed",  "cancelled"};
+    return s >= 0 && s <= TASK_CANCELLED ? names[s] : "unknown";
+}
+
+const char *frame_state_name(int s)
+{
+    static const char *const names[] = {"pending", "assembling", "done", "failed"};
+    return s >= 0 && s <= FRAME_FAILED ? names[s] : "unknown";
+}
+
+/* The pixel region of a tile: columns and rows split as evenly as integer
+ * division allows, so the tiles cover the frame exactly. */
+static struct tsr_region s_region(const struct job *j, int tile)
+{
+    struct tsr_region r = {0, 0, 0, 0};
+    if (j->width <= 0 || j->height <= 0)
+        return r;
+    int tx = tile % j->tiles_x, ty = tile / j->tiles_x;
+    r.x0 = (int)((int64_t)tx * j->width / j->tiles_x);
+    r.x1 = (int)((int64_t)(tx + 1) * j->width / j->tiles_x);
+    r.y0 = (int)((int64_t)ty * j->height / j->tiles_y);
+    r.y1 = (int)((int64_t)(ty + 1) * j->height / j->tiles_y);
+    return r;
+}
+
+static void s_event(struct master *m, const char *kind, const struct job *j, uint32_t idx,
+                    const char *detail)
+{
+    const struct task *t = &j->tasks[idx];
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ev, "task", idx);
+    cJSON_AddNumberToObject(ev, "attempt", (double)t->attempt);
+    cJSON_AddStringToObject(ev, "worker", t->worker);
+    if (detail)
+        cJSON_AddStringToObject(ev, "detail", detail);
+    store_event(m, kind, j->id, ev);
+    cJSON_Delete(ev);
+}
+
+void task_dispatch(struct master *m, struct job *j, uint32_t idx, struct worker *w)
+{
+    struct task *t = &j->tasks[idx];
+    t->attempt = m->next_attempt++;
+    t->dispatches++;
+    t->dispatched_ms = tsr_wall_ms();
+    snprintf(t->worker, sizeof t->worker, "%s", w->name);
+    snprintf(t->hub, sizeof t->hub, "%s", w->hub);
+    task_set_state(j, idx, TASK_RUNNING);
+    store_put_task(m, j, idx);
+    store_put_counters(m);
+    if (j->state == JOB_QUEUED) {
+        j->state = JOB_RUNNING;
+        j->started_ms = tsr_wall_ms();
+        store_put_job(m, j);
+    }
+    if (w->nrunning == w->caprunning) {
+        w->caprunning = w->caprunning ? w->caprunning * 2 : 8;
+        w->running = realloc(w->running, w->caprunning * sizeof *w->running);
+    }
+    w->running[w->nrunning++] = (struct run_ref){t->attempt, j->id, idx};
+    w->credit--;
+
+    struct tsr_region r = s_region(j, t->tile);
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddNumberToObject(h, "attempt", (double)t->attempt);
+    cJSON_AddNumberToObject(h, "job", (double)j->id);
+    cJSON_AddNumberToObject(h, "task", idx);
+    cJSON_AddStringToObject(h, "renderer", j->renderer);
+    cJSON_AddStringToObject(h, "archive", j->archive);
+    cJSON_AddNumberToObject(h, "archive_size", (double)j->archive_size);
+    cJSON_AddStringToObject(h, "scene", j->scene);
+    cJSON_AddNumberToObject(h, "frame_start", j->frames[t->frame_first]);
+    cJSON_AddNumberToObject(h, "frame_end", j->frames[t->frame_first + t->frame_count - 1]);
+    /* A chunk is a run of the job's frames; when the frame set has gaps or a
+     * step, the worker renders exactly these. */
+    cJSON *fl = cJSON_AddArrayToObject(h, "frames");
+    for (uint32_t k = 0; k < t->frame_count; k++)
+        cJSON_AddItemToArray(fl, cJSON_CreateNumber(j->frames[t->frame_first + k]));
+    cJSON *reg = cJSON_AddArrayToObject(h, "region");
+    cJSON_AddItemToArray(reg, cJSON_CreateNumber(r.x0));
+    cJSON_AddItemToArray(reg, cJSON_CreateNumber(r.y0));
+    cJSON_AddItemToArray(reg, cJSON_CreateNumber(r.x1));
+    cJSON_AddItemToArray(reg, cJSON_CreateNumber(r.y1));
+    cJSON_AddNumberToObject(h, "width", j->width);
+    cJSON_AddNumberToObject(h, "height", j->height);
+    if (j->command)
+        cJSON_AddStringToObject(h, "command", j->command);
+    cJSON_AddStringToObject(h, "outputs", j->outputs_image ? "image" : "none");
+    cJSON_AddNumberToObject(h, "timeout_s", j->timeout_s);
+    master_send(m, m->workers_sock, w->peer, w->peer_len, "TASK", h, NULL, 0);
+    cJSON_Delete(h);
+    tsr_log(TSR_LOG_DEBUG, "tasks", "job %llu task %u attempt %llu -> %s",
+            (unsigned long long)j->id, idx, (unsigned long long)t->attempt, w->name);
+}
+
+static void s_drop_from_worker(struct master *m, struct task *t)
+{
+    struct worker *w = worker_by_name(m, t->worker);
+    if (w)
+        worker_remove_run(w, t->attempt);
+}
+
+void task_requeue(struct master *m, struct job *j, uint32_t idx, const char *why)
+{
+    struct task *t = &j->tasks[idx];
+    if (t->state != TASK_RUNNING && t->state != TASK_VERIFYING)
+        return;
+    s_event(m, "task_requeued", j, idx, why);
+    s_drop_from_worker(m, t);
+    tsr_log(TSR_LOG_INFO, "tasks", "job %llu task %u attempt %llu on '%s' requeued: %s",
+            (unsigned long long)j->id, idx, (unsigned long long)t->attempt, t->worker, why);
+    task_set_state(j, idx, TASK_QUEUED);
+    t->attempt = 0;
+    t->worker[0] = t->hub[0] = '\0';
+    snprintf(t->error, sizeof t->error, "%s", why);
+    store_put_task(m, j, idx);
+}
+
+void task_fail(struct master *m, struct job *j, uint32_t idx, const char *cls,
+               const char *why)
+{
+    struct task *t = &j->tasks[idx];
+    if (t->state != TASK_RUNNING && t->state != TASK_VERIFYING)
+        return;
+    char line[192];
+    snprintf(line, sizeof line, "%s: %s", cls, why);
+    s_event(m, "task_failed", j, idx, line);
+    struct worker *w = worker_by_name(m, t->worker);
+    if (w) {
+        w->failed++;
+        worker_remove_run(w, t->attempt);
+        store_put_worker(m, w);
+    }
+    t->failures++;
+    snprintf(t->last_failed, sizeof t->last_failed, "%s", t->worker);
+    snprintf(t->error, sizeof t->error, "%s", line);
+    tsr_log(TSR_LOG_WARN, "tasks", "job %llu task %u attempt %llu on '%s' failed (%d/%d): %s",
+            (unsigned long long)j->id, idx, (unsigned long long)t->attempt, t->worker,
+            t->failures, j->max_failures, line);
+    if (t->failures >= j->max_failures) {
+        task_set_state(j, idx, TASK_FAILED);
+    } else {
+        task_set_state(j, idx, TASK_QUEUED);
+        t->worker[0] = t->hub[0] = '\0';
+    }
+    t->attempt = 0;
+    store_put_task(m, j, idx);
+    job_check_done(m, j);
+}
+
+/* Gathers the verified pieces of frame fidx and hands them to the pool. */
+static void s_assemble(struct master *m, struct job *j, uint32_t fidx)
+{
+    struct frame *f = &j->frame_info[fidx];
+    uint32_t ntiles = (uint32_t)(j->tiles_x * j->tiles_y);
+    uint32_t group = fidx / (uint32_t)j->chunk, k = fidx % (uint32_t)j->chunk;
+    struct pool_req *req = calloc(1, sizeof *req);
+    req->kind = POOL_ASSEMBLE;
+    req->job = j->id;
+    req->frame = fidx;
+    req->width = j->width;
+    req->height = j->height;
+    req->npieces = ntiles;
+    req->pieces = calloc(ntiles, sizeof *req->pieces);
+    req->piece_hashes = calloc(ntiles, sizeof *req->piece_hashes);
+    for (uint32_t t = 0; t < ntiles; t++) {
+        uint32_t tidx = group * ntiles + t;
+        if (store_get_piece(m, j->id, tidx, k, req->piece_hashes[t]) != 0) {
+            tsr_log(TSR_LOG_ERROR, "tasks", "job %llu frame %d: piece of task %u missing",
+                    (unsigned long long)j->id, j->frames[fidx], tidx);
+            pool_req_free(req);
+            f->state = FRAME_FAILED;
+            store_put_frame(m, j, fidx);
+            return;
+        }
+        blob_path(m, req->piece_hashes[t], req->pieces[t], sizeof req->pieces[t]);
+    }
+    snprintf(req->path, sizeof req->path, "%s/blobs", m->cfg.data_dir);
+    snprintf(req->path2, sizeof req->path2, "%s/blobs/tmp/frame-%llu-%u.exr",
+             m->cfg.data_dir, (unsigned long long)j->id, fidx);
+    f->state = FRAME_ASSEMBLING;
+    pool_submit(m, req);
+}
+
+void task_verified(struct master *m, struct job *j, uint32_t idx,
+                   const char (*hashes)[TSR_HASH_HEX])
+{
+    struct task *t = &j->tasks[idx];
+    struct worker *w = worker_by_name(m, t->worker);
+    s_event(m, "task_accepted", j, idx, NULL);
+    if (w) {
+        w->done++;
+        worker_remove_run(w, t->attempt);
+        store_put_worker(m, w);
+    }
+    task_set_state(j, idx, TASK_DONE);
+    t->error[0] = '\0';
+    store_put_task(m, j, idx);
+    uint32_t ntiles = (uint32_t)(j->tiles_x * j->tiles_y);
+    for (uint32_t k = 0; k < t->frame_count; k++) {
+        uint32_t fidx = t->frame_first + k;
+        struct frame *f = &j->frame_info[fidx];
+        f->tiles_done++;
+        snprintf(f->worker, sizeof f->worker, "%s", t->worker);
+        snprintf(f->hub, sizeof f->hub, "%s", t->hub);
+        f->render_ms += t->render_ms / (t->frame_count ? t->frame_count : 1);
+        if (hashes)
+            store_put_piece(m, j->id, idx, k, hashes[k]);
+        if (f->tiles_done < ntiles) {
+            store_put_frame(m, j, fidx);
+            continue;
+        }
+        if (!j->outputs_image) {
+            f->state = FRAME_DONE;
+            j->frames_done++;
+            store_put_frame(m, j, fidx);
+        } else {
+            store_put_frame(m, j, fidx);
+            s_assemble(m, j, fidx);
+        }
+    }
+    job_check_done(m, j);
+}
+
+void frame_assembled(struct master *m, struct job *j, uint32_t fidx, int rc,
+                     const char *err, const char *hash, uint64_t size,
+                     const struct tsr_image_stats *stats)
+{
+    struct frame *f = &j->frame_info[fidx];
+    if (f->state != FRAME_ASSEMBLING)
+        return;
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ev, "frame", j->frames[fidx]);
+    if (rc == 0) {
+        f->state = FRAME_DONE;
+        snprintf(f->hash, sizeof f->hash, "%s", hash);
+        f->size = size;
+        f->stats = *stats;
+        j->frames_done++;
+        store_put_blob(m, hash, size);
+        cJSON_AddStringToObject(ev, "hash", hash);
+        store_event(m, "frame_done", j->id, ev);
+    } else {
+        /* The pieces each passed verification, so a frame that does not
+         * assemble is a defect of ours or of the disk: say so, keep going. */
+        f->state = FRAME_FAILED;
+        cJSON_AddStringToObject(ev, "error", err);
+        store_event(m, "frame_failed", j->id, ev);
+        tsr_log(TSR_LOG_ERROR, "tasks", "job %llu frame %d: assembly failed: %s",
+                (unsigned long long)j->id, j->frames[fidx], err);
+        snprintf(j->error, sizeof j->error, "frame %d: %s", j->frames[fidx], err);
+    }
+    cJSON_Delete(ev);
+    store_put_frame(m, j, fidx);
+    job_check_done(m, j);
+}
+
+void frames_resume(struct master *m, struct job *j)
+{
+    if (!j->outputs_image || (j->state != JOB_RUNNING && j->state != JOB_QUEUED))
+        return;
+    uint32_t ntiles = (uint32_t)(j->tiles_x * j->tiles_y);
+    for (uint32_t f = 0; f < j->nframes; f++) {
+        struct frame *fr = &j->frame_info[f];
+        if ((fr->state == FRAME_PENDING || fr->state == FRAME_ASSEMBLING) &&
+            fr->tiles_done == ntiles) {
+            fr->state = FRAME_PENDING;
+            s_assemble(m, j, f);
+        }
+    }
+}

@@ -1,0 +1,467 @@
+/*
+ * workers.c: the worker endpoint: registration, heartbeats, dispatch and
+ * results.
+ *
+ * Workers pull: a worker's READY grants credit, and the scheduler sends at
+ * most that many TASKs. Heartbeats run both ways (the Guide's Paranoid
+ * Pirate): a worker silent for heartbeat_ms x liveness is lost and its
+ * attempts go back to the queue. Each TASK carries a fresh attempt id; a
+ * RESULT counts only for its task's live attempt, so a late, duplicate or
+ * replayed result is acknowledged and dropped.
+ */
+#include "master.h"
+
+#include "tessera/error.h"
+#include "tessera/log.h"
+#include "tessera/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RESULT_LOG_MAX (64 * 1024)
+
+struct worker *worker_by_name(struct master *m, const char *name)
+{
+    for (size_t i = 0; i < m->nworkers; i++)
+        if (strcmp(m->workers[i]->name, name) == 0)
+            return m->workers[i];
+    return NULL;
+}
+
+struct worker *worker_by_peer(struct master *m, const void *peer, size_t len)
+{
+    for (size_t i = 0; i < m->nworkers; i++) {
+        struct worker *w = m->workers[i];
+        if (w->peer_len == len && len && memcmp(w->peer, peer, len) == 0)
+            return w;
+    }
+    return NULL;
+}
+
+void worker_remove_run(struct worker *w, uint64_t attempt)
+{
+    for (size_t i = 0; i < w->nrunning; i++) {
+        if (w->running[i].attempt == attempt) {
+            w->running[i] = w->running[--w->nrunning];
+            return;
+        }
+    }
+}
+
+static struct run_ref *s_run(struct worker *w, uint64_t attempt)
+{
+    for (size_t i = 0; i < w->nrunning; i++)
+        if (w->running[i].attempt == attempt)
+            return &w->running[i];
+    return NULL;
+}
+
+cJSON *worker_to_json(const struct master *m, const struct worker *w)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", w->name);
+    cJSON_AddStringToObject(o, "hub", w->hub);
+    cJSON_AddStringToObject(o, "state", !w->live ? "lost" : w->nrunning ? "busy" : "idle");
+    cJSON_AddNumberToObject(o, "slots", w->slots);
+    cJSON_AddNumberToObject(o, "running", (double)w->nrunning);
+    const char *keys[] = {"cores", "memory_mb", "gpus", "renderers", "version"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        cJSON *v = w->caps ? cJSON_GetObjectItemCaseSensitive(w->caps, keys[i]) : NULL;
+        if (v)
+            cJSON_AddItemToObject(o, keys[i], cJSON_Duplicate(v, 1));
+    }
+    cJSON_AddNumberToObject(o, "done", (double)w->done);
+    cJSON_AddNumberToObject(o, "failed", (double)w->failed);
+    double seen = w->last_seen_wall_ms ? (double)(tsr_wall_ms() - w->last_seen_wall_ms) / 1000.0
+                                       : -1;
+    cJSON_AddNumberToObject(o, "last_seen_s", seen);
+    (void)m;
+    return o;
+}
+
+static void s_send(struct master *m, struct worker *w, const char *cmd, cJSON *h)
+{
+    master_send(m, m->workers_sock, w->peer, w->peer_len, cmd, h, NULL, 0);
+    w->last_send_ms = tsr_now_ms();
+}
+
+/* Requeues every attempt the worker holds. */
+static void s_lose(struct master *m, struct worker *w, const char *why)
+{
+    while (w->nrunning > 0) {
+        struct run_ref r = w->running[w->nrunning - 1];
+        struct job *j = job_find(m, r.job);
+        if (j && r.task < j->ntasks && j->tasks[r.task].attempt == r.attempt)
+            task_requeue(m, j, r.task, why); /* removes it from w->running */
+        else
+            w->nrunning--;
+    }
+}
+
+static void s_hello(struct master *m, struct tsr_msg *msg)
+{
+    char err[256];
+    const char *name = NULL, *hub = "local";
+    int64_t slots = 1;
+    int rc = tsr_hdr_str(msg->hdr, "name", MASTER_NAME_MAX, &name, err, sizeof err);
+    if (!rc)
+        rc = tsr_hdr_str_opt(msg->hdr, "hub", MASTER_NAME_MAX, &hub, err, sizeof err);
+    if (!rc)
+        rc = tsr_hdr_int(msg->hdr, "slots", 1, 1024, &slots, err, sizeof err);
+    if (!rc && !name[0]) {
+        rc = TSR_EPROTO;
+        snprintf(err, sizeof err, "field 'name' is empty");
+    }
+    const cJSON *running = cJSON_GetObjectItemCaseSensitive(msg->hdr, "running");
+    if (!rc && running && !cJSON_IsArray(running)) {
+        rc = TSR_EPROTO;
+        snprintf(err, sizeof err, "field 'running' must be an array of attempt ids");
+    }
+    if (rc) {
+        master_send_error(m, m->workers_sock, msg->peer, msg->peer_len, "HELLO", -1, rc, err);
+        return;
+    }
+    struct worker *other = worker_by_peer(m, msg->peer, msg->peer_len);
+    if (other && strcmp(other->name, name) != 0) {
+        master_send_error(m, m->workers_sock, msg->peer, msg->peer_len, "HELLO", -1,
+                          TSR_ESTATE, "this connection is registered under another name");
+        return;
+    }
+    struct worker *w = worker_by_name(m, name);
+    if (!w) {
+        w = calloc(1, sizeof *w);
+        snprintf(w->name, sizeof w->name, "%s", name);
+        if (m->nworkers == m->capworkers) {
+            m->capworkers = m->capworkers ? m->capworkers * 2 : 16;
+            m->workers = realloc(m->workers, m->capworkers * sizeof *m->workers);
+        }
+        m->workers[m->nworkers++] = w;
+    }
+    /* Attempts it no longer holds (it restarted) go back to the queue; the
+     * ones it names stay its own. */
+    for (size_t i = 0; i < w->nrunning;) {
+        int keep = 0;
+        const cJSON *a;
+        cJSON_ArrayForEach(a, running)
+        {
+            if (cJSON_IsNumber(a) && (uint64_t)a->valuedouble == w->running[i].attempt)
+                keep = 1;
+        }
+        if (keep) {
+            i++;
+            continue;
+        }
+        struct run_ref r = w->running[i];
+        struct job *j = job_find(m, r.job);
+        if (j && r.task < j->ntasks && j->tasks[r.task].attempt == r.attempt)
+            task_requeue(m, j, r.task, "worker restarted without it");
+        else
+            w->running[i] = w->running[--w->nrunning];
+    }
+    snprintf(w->hub, sizeof w->hub, "%s", hub);
+    memcpy(w->peer, msg->peer, msg->peer_len);
+    w->peer_len = msg->peer_len;
+    w->slots = (int)slots;
+    w->credit = 0;
+    w->live = 1;
+    w->last_recv_ms = tsr_now_ms();
+    w->last_seen_wall_ms = tsr_wall_ms();
+    cJSON_Delete(w->caps);
+    w->caps = cJSON_Duplicate(msg->hdr, 1);
+    store_put_worker(m, w);
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "worker", w->name);
+    cJSON_AddStringToObject(ev, "hub", w->hub);
+    store_event(m, "worker_joined", 0, ev);
+    cJSON_Delete(ev);
+    tsr_log(TSR_LOG_INFO, "workers", "worker '%s' (hub %s, %d slots) registered", w->name,
+            w->hub, w->slots);
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddNumberToObject(h, "heartbeat_ms", m->cfg.heartbeat_ms);
+    cJSON_AddNumberToObject(h, "liveness", m->cfg.liveness);
+    s_send(m, w, "WELCOME", h);
+    cJSON_Delete(h);
+}
+
+static void s_result_ack(struct master *m, struct worker *w, uint64_t attempt, int accepted,
+                         const char *reason)
+{
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddNumberToObject(h, "attempt", (double)attempt);
+    cJSON_AddBoolToObject(h, "accepted", accepted);
+    cJSON_AddStringToObject(h, "reason", reason ? reason : "");
+    s_send(m, w, "RESULT_ACK", h);
+    cJSON_Delete(h);
+}
+
+static void s_result(struct master *m, struct worker *w, struct tsr_msg *msg)
+{
+    char err[256];
+    int64_t attempt = 0, render_ms = 0;
+    int ok = 0;
+    int rc = tsr_hdr_int(msg->hdr, "attempt", 1, INT64_MAX / 2, &attempt, err, sizeof err);
+    if (!rc)
+        rc = tsr_hdr_bool_opt(msg->hdr, "ok", &ok, err, sizeof err);
+    if (!rc)
+        rc = tsr_hdr_int_opt(msg->hdr, "render_ms", 0, INT64_MAX / 2, &render_ms, err,
+                             sizeof err);
+    if (rc) {
+        master_send_error(m, m->workers_sock, msg->peer, msg->peer_len, "RESULT", -1, rc, err);
+        return;
+    }
+    struct run_ref *ref = s_run(w, (uint64_t)attempt);
+    struct job *j = ref ? job_find(m, ref->job) : NULL;
+    struct task *t = j && ref->task < j->ntasks ? &j->tasks[ref->task] : NULL;
+    if (!t || t->attempt != (uint64_t)attempt || t->state != TASK_RUNNING) {
+        /* Not the live attempt (requeued, cancelled, or a replay): the
+         * worker may forget it; nothing is counted. */
+        const char *why = t && t->state == TASK_VERIFYING ? NULL : "not a live attempt";
+        if (why) {
+            tsr_log(TSR_LOG_INFO, "workers", "'%s': result for attempt %lld dropped: %s",
+                    w->name, (long long)attempt, why);
+            s_result_ack(m, w, (uint64_t)attempt, 0, why);
+        }
+        return; /* a duplicate of one being verified is answered when it ends */
+    }
+    uint32_t idx = ref->task;
+    t->render_ms = (uint32_t)render_ms;
+    if (!ok) {
+        const char *cls = "exit", *why = "renderer failed";
+        tsr_hdr_str_opt(msg->hdr, "class", 31, &cls, NULL, 0);
+        tsr_hdr_str_opt(msg->hdr, "error", 1024, &why, NULL, 0);
+        task_fail(m, j, idx, cls, why);
+        s_result_ack(m, w, (uint64_t)attempt, 1, NULL);
+        return;
+    }
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(msg->hdr, "files");
+    if (!j->outputs_image) {
+        task_verified(m, j, idx, NULL);
+        s_result_ack(m, w, (uint64_t)attempt, 1, NULL);
+        return;
+    }
+    /* One image per frame of the task, in frame order, each a blob we hold. */
+    const char *why = NULL;
+    if (!cJSON_IsArray(files) || (uint32_t)cJSON_GetArraySize(files) != t->frame_count)
+        why = "result must list one file per frame of the task";
+    struct pool_req *req = calloc(1, sizeof *req);
+    req->kind = POOL_VERIFY_PIECES;
+    req->to_workers = 1;
+    memcpy(req->peer, msg->peer, msg->peer_len);
+    req->peer_len = msg->peer_len;
+    req->job = j->id;
+    req->task = idx;
+    req->attempt = (uint64_t)attempt;
+    req->width = j->width;
+    req->height = j->height;
+    int tile = t->tile;
+    int tx = tile % j->tiles_x, ty = tile / j->tiles_x;
+    req->region.x0 = (int)((int64_t)tx * j->width / j->tiles_x);
+    req->region.x1 = (int)((int64_t)(tx + 1) * j->width / j->tiles_x);
+    req->region.y0 = (int)((int64_t)ty * j->height / j->tiles_y);
+    req->region.y1 = (int)((int64_t)(ty + 1) * j->height / j->tiles_y);
+    req->npieces = t->frame_count;
+    req->pieces = calloc(t->frame_count ? t->frame_count : 1, sizeof *req->pieces);
+    req->piece_hashes = calloc(t->frame_count ? t->frame_count : 1, sizeof *req->piece_hashes);
+    for (uint32_t k = 0; !why && k < t->frame_count; k++) {
+        const cJSON *f = cJSON_GetArrayItem(files, (int)k);
+        const char *hash = NULL;
+        int64_t frame = 0;
+        if (tsr_hdr_hash(f, "hash", &hash, NULL, 0) != 0 ||
+            tsr_hdr_int(f, "frame", INT32_MIN, INT32_MAX, &frame, NULL, 0) != 0)
+            why = "each file needs a frame and a sha256 hash";
+        else if (frame != j->frames[t->frame_first + k])
+            why = "files are not the task's frames in order";
+        else if (!store_has_blob(m, hash, NULL))
+            why = "a file was not uploaded before the result";
+        else {
+            snprintf(req->piece_hashes[k], TSR_HASH_HEX, "%s", hash);
+            blob_path(m, hash, req->pieces[k], sizeof req->pieces[k]);
+        }
+    }
+    if (why) {
+        pool_req_free(req);
+        task_fail(m, j, idx, "bad_output", why);
+        s_result_ack(m, w, (uint64_t)attempt, 1, why);
+        return;
+    }
+    task_set_state(j, idx, TASK_VERIFYING);
+    pool_submit(m, req);
+}
+
+/* A task's pieces came back from verification. */
+void workers_on_verified(struct master *m, struct pool_req *req)
+{
+    struct job *j = job_find(m, req->job);
+    struct task *t = j && req->task < j->ntasks ? &j->tasks[req->task] : NULL;
+    struct worker *w = t ? worker_by_name(m, t->worker) : NULL;
+    if (!t || t->attempt != req->attempt || t->state != TASK_VERIFYING) {
+        /* Cancelled or requeued meanwhile: the result is not counted. */
+        struct worker *pw = worker_by_peer(m, req->peer, req->peer_len);
+        if (pw)
+            s_result_ack(m, pw, req->attempt, 0, "not a live attempt");
+        return;
+    }
+    if (req->rc != 0) {
+        task_fail(m, j, req->task, "bad_output", req->err);
+        if (w && w->peer_len)
+            s_result_ack(m, w, req->attempt, 1, req->err);
+        return;
+    }
+    task_verified(m, j, req->task, (const char(*)[TSR_HASH_HEX])req->piece_hashes);
+    if (w && w->peer_len)
+        s_result_ack(m, w, req->attempt, 1, NULL);
+}
+
+void workers_on_message(struct master *m, struct tsr_msg *msg)
+{
+    if (strcmp(msg->cmd, "HELLO") == 0) {
+        s_hello(m, msg);
+        return;
+    }
+    struct worker *w = worker_by_peer(m, msg->peer, msg->peer_len);
+    if (!w) {
+        /* After a master restart or a lost-worker verdict: ask it to HELLO. */
+        master_send(m, m->workers_sock, msg->peer, msg->peer_len, "RECONNECT", NULL, NULL, 0);
+        return;
+    }
+    w->last_recv_ms = tsr_now_ms();
+    w->last_seen_wall_ms = tsr_wall_ms();
+    char err[256];
+    if (strcmp(msg->cmd, "READY") == 0) {
+        int64_t credit = 0;
+        if (tsr_hdr_int(msg->hdr, "credit", 0, 1024, &credit, err, sizeof err) != 0) {
+            master_send_error(m, m->workers_sock, msg->peer, msg->peer_len, "READY", -1,
+                              TSR_EPROTO, err);
+            return;
+        }
+        w->credit += (int)credit;
+        if (w->credit > w->slots + 1)
+            w->credit = w->slots + 1; /* a slot each, plus one task ahead */
+    } else if (strcmp(msg->cmd, "HEARTBEAT") == 0) {
+        /* liveness noted above */
+    } else if (strcmp(msg->cmd, "PROGRESS") == 0) {
+        /* Progress is live information, not state: it is not stored. */
+    } else if (strcmp(msg->cmd, "RESULT") == 0) {
+        s_result(m, w, msg);
+    } else if (strcmp(msg->cmd, "PUT") == 0) {
+        blobs_on_put(m, m->workers_sock, msg);
+    } else if (strcmp(msg->cmd, "CHUNK") == 0) {
+        blobs_on_chunk(m, m->workers_sock, msg);
+    } else if (strcmp(msg->cmd, "PUT_END") == 0) {
+        blobs_on_put_end(m, m->workers_sock, msg);
+    } else if (strcmp(msg->cmd, "GET") == 0) {
+        blobs_on_get(m, m->workers_sock, msg);
+    } else {
+        snprintf(err, sizeof err, "unknown command '%s' on the worker endpoint", msg->cmd);
+        master_send_error(m, m->workers_sock, msg->peer, msg->peer_len, msg->cmd, -1,
+                          TSR_EPROTO, err);
+    }
+}
+
+void workers_cron(struct master *m)
+{
+    int64_t now = tsr_now_ms();
+    int64_t expiry = (int64_t)m->cfg.heartbeat_ms * m->cfg.liveness;
+    for (size_t i = 0; i < m->nworkers; i++) {
+        struct worker *w = m->workers[i];
+        if (!w->live)
+            continue;
+        if (now - w->last_recv_ms > expiry) {
+            tsr_log(TSR_LOG_WARN, "workers", "worker '%s' silent for %lld ms: lost", w->name,
+                    (long long)(now - w->last_recv_ms));
+            w->live = 0;
+            w->peer_len = 0;
+            w->credit = 0;
+            s_lose(m, w, "worker lost (no heartbeat)");
+            store_put_worker(m, w);
+            cJSON *ev = cJSON_CreateObject();
+            cJSON_AddStringToObject(ev, "worker", w->name);
+            store_event(m, "worker_lost", 0, ev);
+            cJSON_Delete(ev);
+            continue;
+        }
+        if (now - w->last_send_ms >= m->cfg.heartbeat_ms)
+            s_send(m, w, "HEARTBEAT", NULL);
+    }
+    /* After a restart, running tasks whose workers did not come back within
+     * the grace period are requeued. */
+    if (m->recover_until_ms && now > m->recover_until_ms) {
+        m->recover_until_ms = 0;
+        for (size_t i = 0; i < m->njobs; i++) {
+            struct job *j = m->jobs[i];
+            for (uint32_t t = 0; t < j->ntasks; t++) {
+                struct task *tk = &j->tasks[t];
+                if (tk->state != TASK_RUNNING)
+                    continue;
+                struct worker *w = worker_by_name(m, tk->worker);
+                if (!w || !w->live || !s_run(w, tk->attempt))
+                    task_requeue(m, j, t, "worker did not return after a master restart");
+            }
+        }
+    }
+}
+
+/* Picks the next task for w: highest priority first, then oldest job. A
+ * task that last failed on w goes elsewhere when another worker is live. */
+static int s_pick(struct master *m, struct worker *w, int others_live, struct job **jout,
+                  uint32_t *iout)
+{
+    struct job *best = NULL;
+    for (size_t i = 0; i < m->njobs; i++) {
+        struct job *j = m->jobs[i];
+        if ((j->state != JOB_QUEUED && j->state != JOB_RUNNING) || j->n_queued == 0)
+            continue;
+        if (!best || j->priority > best->priority)
+            best = j;
+    }
+    if (!best)
+        return 0;
+    /* Jobs of equal top priority take turns by oldest first. */
+    struct job *j = best;
+    uint32_t skipped = j->ntasks;
+    for (uint32_t i = j->scan; i < j->ntasks; i++) {
+        struct task *t = &j->tasks[i];
+        if (t->state != TASK_QUEUED)
+            continue;
+        if (others_live && t->failures && strcmp(t->last_failed, w->name) == 0) {
+            if (skipped == j->ntasks)
+                skipped = i;
+            continue;
+        }
+        *jout = j;
+        *iout = i;
+        return 1;
+    }
+    if (skipped < j->ntasks && !others_live) {
+        *jout = j;
+        *iout = skipped;
+        return 1;
+    }
+    return 0;
+}
+
+void workers_dispatch(struct master *m)
+{
+    int live = 0;
+    for (size_t i = 0; i < m->nworkers; i++)
+        live += m->workers[i]->live;
+    int progress = 1;
+    while (progress) {
+        progress = 0;
+        for (size_t i = 0; i < m->nworkers; i++) {
+            struct worker *w = m->workers[i];
+            if (!w->live || w->credit <= 0)
+                continue;
+            struct job *j;
+            uint32_t idx;
+            if (!s_pick(m, w, live > 1, &j, &idx))
+                continue;
+            task_dispatch(m, j, idx, w);
+            /* Advance the scan mark past dispatched tasks at its front. */
+            while (j->scan < j->ntasks && j->tasks[j->scan].state != TASK_QUEUED)
+                j->scan++;
+            progress = 1;
+        }
+    }
+}
