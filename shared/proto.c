@@ -80,6 +80,17 @@ int tsr_proto_decode(const struct tsr_frame *frames, size_t nframes, struct tsr_
      * read past the frame. */
     const char *end = NULL;
     cJSON *hdr = cJSON_ParseWithLengthOpts(frames[2].data, frames[2].len, &end, 0);
+    /* Trailing bytes after the object (a NUL and more, say) are refused: a
+     * header is one JSON object and nothing else. */
+    if (hdr && end != (const char *)frames[2].data + frames[2].len) {
+        while (end < (const char *)frames[2].data + frames[2].len &&
+               (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
+            end++;
+        if (end != (const char *)frames[2].data + frames[2].len) {
+            cJSON_Delete(hdr);
+            hdr = NULL;
+        }
+    }
     if (!hdr || !cJSON_IsObject(hdr)) {
         cJSON_Delete(hdr);
         s_err(err, errlen, "%s", "header is not a JSON object");

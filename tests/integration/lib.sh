@@ -1,0 +1,76 @@
+# lib.sh: helpers for the integration tests: a private farm (master and
+# workers as real processes on ipc:// endpoints in a temporary folder),
+# bounded waits, and assertions that print what the user would have seen.
+#
+# A test sources this file, then calls farm_start, then uses `tsr` (the CLI
+# pointed at its master). Everything it started is killed on exit.
+set -euo pipefail
+
+: "${TSR_BIN:?TSR_BIN must point at the folder with the tessera programs}"
+: "${TSR_SRC:?TSR_SRC must point at the source tree}"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/tsr-it.XXXXXX")
+PIDS=()
+MASTER_PID=
+CLIENT_EP="ipc://$T/clients.sock"
+WORKER_EP="ipc://$T/workers.sock"
+export TESSERA_MASTER="$CLIENT_EP"
+
+cleanup() {
+    local rc=$?
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ $rc -ne 0 ]; then
+        echo "---- logs of $T ----"
+        for f in "$T"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -n 40 "$f"; }; done
+    fi
+    [ "${KEEP:-}" ] || rm -rf "$T"
+    exit $rc
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok - $*"; }
+
+tsr() { "$TSR_BIN/tessera" --timeout 10 "$@"; }
+
+# master_start [extra flags...]
+master_start() {
+    "$TSR_BIN/tessera-master" --data "$T/master" --clients "$CLIENT_EP" \
+        --workers "$WORKER_EP" --heartbeat-ms 200 --liveness 5 "$@" \
+        >>"$T/master.log" 2>&1 &
+    MASTER_PID=$!
+    PIDS+=("$MASTER_PID")
+    wait_for 10 "master listening" test -S "$T/clients.sock"
+}
+
+# worker_start NAME HUB SLOTS [extra flags...]; sets WORKER_PID
+worker_start() {
+    local name=$1 hub=$2 slots=$3
+    shift 3
+    "$TSR_BIN/tessera-worker" --master "$WORKER_EP" --name "$name" --hub "$hub" \
+        --slots "$slots" --cache "$T/cache-$name" --heartbeat-ms 200 --liveness 5 "$@" \
+        >>"$T/worker-$name.log" 2>&1 &
+    WORKER_PID=$!
+    PIDS+=("$WORKER_PID")
+}
+
+# wait_for SECONDS WHAT COMMAND...: polls COMMAND until it succeeds.
+wait_for() {
+    local secs=$1 what=$2
+    shift 2
+    local end=$((SECONDS + secs))
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -lt $end ] || fail "timed out after ${secs}s waiting for: $what"
+        sleep 0.1
+    done
+}
+
+workers_live() { # N: at least N workers idle or busy
+    local n
+    n=$(tsr workers --json | jq '[.[] | select(.state != "lost")] | length')
+    [ "$n" -ge "$1" ]
+}
+
+# jqr JSON FILTER: a field of a JSON document (jq's raw output).
+jqr() { printf '%s' "$1" | jq -r "$2"; }
