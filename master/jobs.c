@@ -61,6 +61,7 @@ void job_free(struct job *j)
     free(j->frame_set);
     free(j->command);
     free(j->frames);
+    free(j->frame_group);
     free(j->tasks);
     free(j->frame_info);
     free(j->hubs);
@@ -80,31 +81,52 @@ int job_build(struct job *j, char *err, size_t errlen)
         snprintf(err, errlen, "chunk or tile grid out of range");
         return TSR_EINVAL;
     }
-    uint64_t groups = (n + (uint64_t)j->chunk - 1) / (uint64_t)j->chunk;
+    /* A chunk is a run of up to `chunk` consecutive frame numbers: a
+     * renderer renders F..G in one go, so a frame set with gaps or a step
+     * breaks chunks at the gaps. */
+    uint32_t *group_of = malloc((n ? n : 1) * sizeof *group_of);
+    if (!group_of) {
+        free(frames);
+        return TSR_ENOMEM;
+    }
+    uint64_t groups = 0;
+    for (size_t i = 0, run = 0; i < n; i++) {
+        if (i == 0 || run == (size_t)j->chunk || frames[i] != frames[i - 1] + 1) {
+            groups++;
+            run = 0;
+        }
+        group_of[i] = (uint32_t)(groups - 1);
+        run++;
+    }
     uint64_t ntiles = (uint64_t)j->tiles_x * (uint64_t)j->tiles_y;
     if (groups * ntiles > MASTER_MAX_TASKS) {
         free(frames);
+        free(group_of);
         snprintf(err, errlen, "job would have %llu tasks; the limit is %d",
                  (unsigned long long)(groups * ntiles), MASTER_MAX_TASKS);
         return TSR_ELIMIT;
     }
     j->frames = frames;
+    j->frame_group = group_of;
     j->nframes = (uint32_t)n;
     j->ntasks = (uint32_t)(groups * ntiles);
     j->tasks = calloc(j->ntasks, sizeof *j->tasks);
     j->frame_info = calloc(j->nframes, sizeof *j->frame_info);
     if (!j->tasks || !j->frame_info)
         return TSR_ENOMEM;
+    for (uint32_t f = 0; f < j->nframes; f++) {
+        for (uint32_t t = 0; t < ntiles; t++) {
+            struct task *tk = &j->tasks[group_of[f] * ntiles + t];
+            if (tk->frame_count == 0)
+                tk->frame_first = f;
+            tk->frame_count++;
+        }
+    }
     for (uint32_t i = 0; i < j->ntasks; i++) {
         struct task *t = &j->tasks[i];
-        uint32_t g = i / (uint32_t)ntiles;
         t->version = TASK_RECORD_VERSION;
         t->state = TASK_QUEUED;
         t->tile = (uint16_t)(i % ntiles);
-        t->frame_first = g * (uint32_t)j->chunk;
-        t->frame_count = (uint32_t)j->chunk;
-        if (t->frame_first + t->frame_count > j->nframes)
-            t->frame_count = j->nframes - t->frame_first;
     }
     return 0;
 }

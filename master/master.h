@@ -130,6 +130,7 @@ struct job {
     char error[256];              /* why it failed, if it did */
 
     int *frames;                  /* frame numbers (owned), nframes long */
+    uint32_t *frame_group;        /* chunk group of each frame (owned) */
     uint32_t nframes;             /* frames in the job */
     struct task *tasks;           /* ntasks tasks (owned) */
     uint32_t ntasks;              /* tasks in the job */

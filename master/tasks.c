@@ -99,11 +99,6 @@ void task_dispatch(struct master *m, struct job *j, uint32_t idx, struct worker 
     cJSON_AddStringToObject(h, "scene", j->scene);
     cJSON_AddNumberToObject(h, "frame_start", j->frames[t->frame_first]);
     cJSON_AddNumberToObject(h, "frame_end", j->frames[t->frame_first + t->frame_count - 1]);
-    /* A chunk is a run of the job's frames; when the frame set has gaps or a
-     * step, the worker renders exactly these. */
-    cJSON *fl = cJSON_AddArrayToObject(h, "frames");
-    for (uint32_t k = 0; k < t->frame_count; k++)
-        cJSON_AddItemToArray(fl, cJSON_CreateNumber(j->frames[t->frame_first + k]));
     cJSON *reg = cJSON_AddArrayToObject(h, "region");
     cJSON_AddItemToArray(reg, cJSON_CreateNumber(r.x0));
     cJSON_AddItemToArray(reg, cJSON_CreateNumber(r.y0));
@@ -181,7 +176,8 @@ static void s_assemble(struct master *m, struct job *j, uint32_t fidx)
 {
     struct frame *f = &j->frame_info[fidx];
     uint32_t ntiles = (uint32_t)(j->tiles_x * j->tiles_y);
-    uint32_t group = fidx / (uint32_t)j->chunk, k = fidx % (uint32_t)j->chunk;
+    uint32_t group = j->frame_group[fidx];
+    uint32_t k = fidx - j->tasks[group * ntiles].frame_first;
     struct pool_req *req = calloc(1, sizeof *req);
     req->kind = POOL_ASSEMBLE;
     req->job = j->id;
