@@ -1,0 +1,524 @@
+/*
+ * cmd_fetch.c: `tessera fetch JOB -o DIR`: deliver a job's checked frames.
+ *
+ * Asks FRAMES for the list, downloads each done frame's blob (GET/DATA, 8
+ * chunks in flight), checks that the sha256 of the bytes on disk is the hash
+ * the master named, and only then renames the file into place as
+ * DIR/frame_NNNN.exr. Then writes SHA256SUMS (`sha256sum -c` reads it),
+ * manifest.json (one record per frame: hash, size, geometry, stats, where
+ * and how long it rendered) and contact_sheet.png.
+ *
+ * Every name written is made here from a frame number, never taken from the
+ * master, so nothing lands outside DIR. A frame already in DIR with the
+ * right hash is not downloaded again: re-running fetch on a job that is
+ * still rendering only moves the new frames. Frames that are not done are
+ * skipped and listed, and the exit code is 1 while any is missing.
+ */
+#include "cli.h"
+#include "client.h"
+#include "format.h"
+
+#include "tessera/error.h"
+#include "tessera/frameset.h"
+#include "tessera/hash.h"
+#include "tessera/image.h"
+#include "tessera/proto.h"
+#include "tessera/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define S_MAX_BLOB ((int64_t)1 << 40) /* largest frame we accept, bytes */
+#define S_SHEET_COLUMNS 8             /* contact sheet: most columns */
+#define S_SHEET_THUMB 160             /* contact sheet: thumbnail width */
+#define S_LIST_MAX 20                 /* missing frames named in a message */
+
+/* One frame of the master's FRAMES list. */
+struct s_frame {
+    int frame;               /* frame number */
+    int done;                /* the master holds a checked image of it */
+    char hash[TSR_HASH_HEX]; /* its blob's sha256 (done frames) */
+    uint64_t size;           /* its blob's size (done frames) */
+    const cJSON *rec;        /* the FRAME object (borrowed from the reply) */
+    int fetched;             /* it is now in DIR under its name */
+    char file[32];           /* its file name in DIR: frame_0001.exr */
+};
+
+/* The fetch under way. */
+struct s_fetch {
+    const struct tsr_cli *cli; /* global options */
+    struct tsr_client *client; /* connection to the master */
+    const char *dir;           /* output folder */
+    int64_t id;                /* job id */
+    struct s_frame *frames;    /* frames, sorted by number */
+    size_t nframes;            /* entries in frames */
+    uint64_t downloaded;       /* bytes that came over the network */
+    size_t reused;             /* frames already in DIR with the right hash */
+    int progress;              /* show progress on stderr (a terminal) */
+    mode_t umask;              /* the process's umask, for new frames' mode */
+};
+
+static int s_cmp_frame(const void *a, const void *b)
+{
+    int x = ((const struct s_frame *)a)->frame, y = ((const struct s_frame *)b)->frame;
+    return (x > y) - (x < y);
+}
+
+/* Reads the FRAMES reply into f->frames. */
+static int s_read_frames(struct s_fetch *f, const cJSON *list)
+{
+    int n = cJSON_GetArraySize(list);
+    f->frames = calloc(n > 0 ? (size_t)n : 1, sizeof *f->frames);
+    if (!f->frames)
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: out of memory");
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, list)
+    {
+        char why[128];
+        int64_t frame;
+        const char *state = NULL, *hash = NULL;
+        if (!cJSON_IsObject(rec) ||
+            tsr_hdr_int(rec, "frame", INT_MIN, INT_MAX, &frame, why, sizeof why) != 0 ||
+            tsr_hdr_str(rec, "state", 32, &state, why, sizeof why) != 0)
+            return tsr_cli_error(TSR_CLI_FAIL,
+                                 "fetch: the master's FRAMES is malformed: %s",
+                                 cJSON_IsObject(rec) ? why : "an entry is not an object");
+        struct s_frame *fr = &f->frames[f->nframes];
+        fr->frame = (int)frame;
+        fr->rec = rec;
+        snprintf(fr->file, sizeof fr->file, "frame_%04d.exr", fr->frame);
+        const char *any = NULL;
+        tsr_hdr_str_opt(rec, "hash", 64, &any, NULL, 0);
+        /* A frame done without an image (a job of outputs none) has nothing
+         * to fetch; it counts as missing. */
+        if (strcmp(state, "done") == 0 && any && *any) {
+            int64_t size;
+            if (tsr_hdr_hash(rec, "hash", &hash, why, sizeof why) != 0 ||
+                tsr_hdr_int(rec, "size", 0, S_MAX_BLOB, &size, why, sizeof why) != 0)
+                return tsr_cli_error(TSR_CLI_FAIL,
+                                     "fetch: frame %d: the master's record is "
+                                     "malformed: %s",
+                                     fr->frame, why);
+            fr->done = 1;
+            memcpy(fr->hash, hash, TSR_HASH_HEX);
+            fr->size = (uint64_t)size;
+        }
+        f->nframes++;
+    }
+    qsort(f->frames, f->nframes, sizeof *f->frames, s_cmp_frame);
+    /* One file per frame number: a repeated entry is not trusted twice. */
+    for (size_t i = 1; i < f->nframes; i++)
+        if (f->frames[i].frame == f->frames[i - 1].frame)
+            return tsr_cli_error(TSR_CLI_FAIL, "fetch: the master listed frame %d twice",
+                                 f->frames[i].frame);
+    return 0;
+}
+
+/*
+ * Asks FRAMES for every frame of the job: the master answers in pages
+ * ("next" is where the following page starts, -1 after the last). *list
+ * receives all FRAME objects in one array (caller owns).
+ */
+static int s_list_frames(struct s_fetch *f, cJSON **list)
+{
+    *list = cJSON_CreateArray();
+    if (!*list)
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: out of memory");
+    int64_t from = 0;
+    for (;;) {
+        cJSON *h = cJSON_CreateObject(), *reply = NULL;
+        if (!h || !cJSON_AddNumberToObject(h, "job", (double)f->id) ||
+            !cJSON_AddNumberToObject(h, "from", (double)from)) {
+            cJSON_Delete(h);
+            return tsr_cli_error(TSR_CLI_FAIL, "fetch: out of memory");
+        }
+        int rc = tsr_client_call(f->client, "FRAMES", h, "FRAMES", 0, &reply);
+        cJSON_Delete(h);
+        if (rc != 0)
+            return tsr_cli_client_error(f->cli, f->client, "fetch", rc);
+        cJSON *page = cJSON_GetObjectItemCaseSensitive(reply, "frames");
+        int64_t next = -1;
+        char why[128];
+        if (!cJSON_IsArray(page) || tsr_hdr_int_opt(reply, "next", -1, TSR_FRAMESET_MAX,
+                                                    &next, why, sizeof why) != 0) {
+            cJSON_Delete(reply);
+            return tsr_cli_error(TSR_CLI_FAIL, "fetch: the master's FRAMES is malformed");
+        }
+        while (page->child)
+            cJSON_AddItemToArray(*list, cJSON_DetachItemViaPointer(page, page->child));
+        cJSON_Delete(reply);
+        /* A page that does not move forward would never end. */
+        if (next < 0 || next <= from || cJSON_GetArraySize(*list) > TSR_FRAMESET_MAX)
+            return 0;
+        from = next;
+    }
+}
+
+static void s_progress(uint64_t done, uint64_t total, void *arg)
+{
+    const struct s_frame *fr = arg;
+    fprintf(stderr, "\r\033[2Ktessera: fetching %s: %3.0f%%", fr->file,
+            total ? 100.0 * (double)done / (double)total : 100.0);
+    fflush(stderr);
+}
+
+/*
+ * Brings one done frame into DIR. Returns 0 (fetched), TSR_CLI_FAIL (this
+ * frame failed, reported; go on with the others) or TSR_CLI_UNREACHABLE
+ * (reported; stop).
+ */
+static int s_fetch_one(struct s_fetch *f, struct s_frame *fr)
+{
+    char path[4096], tmp[4096], got[TSR_HASH_HEX];
+    if (tsr_fmt(path, sizeof path, "%s/%s", f->dir, fr->file) != 0 ||
+        tsr_fmt(tmp, sizeof tmp, "%s/.%s.part-XXXXXX", f->dir, fr->file) != 0)
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: '%s': path too long", f->dir);
+    unsigned long long have = 0;
+    if (tsr_hash_file(path, got, &have) == 0 && strcmp(got, fr->hash) == 0) {
+        fr->fetched = 1;
+        f->reused++;
+        return 0;
+    }
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot create a file in '%s': %s",
+                             f->dir, strerror(errno));
+    /* mkstemp makes 0600; a delivered frame gets the user's usual mode. */
+    fchmod(fd, 0666 & ~f->umask);
+    int rc = tsr_client_download(f->client, fr->hash, fr->size, fd,
+                                 f->progress ? s_progress : NULL, fr);
+    if (f->progress)
+        fprintf(stderr, "\r\033[2K");
+    int code = 0;
+    if (rc != 0) {
+        char what[64];
+        snprintf(what, sizeof what, "fetch: frame %d", fr->frame);
+        code = tsr_cli_client_error(f->cli, f->client, what, rc);
+    } else if (fsync(fd) != 0) {
+        code = tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot write '%s': %s", path,
+                             strerror(errno));
+    }
+    if (close(fd) != 0 && code == 0)
+        code = tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot write '%s': %s", path,
+                             strerror(errno));
+    if (code == 0) {
+        unsigned long long size = 0;
+        if (tsr_hash_file(tmp, got, &size) != 0)
+            code = tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot read back '%s'", tmp);
+        else if (strcmp(got, fr->hash) != 0 || size != fr->size)
+            code = tsr_cli_error(
+                TSR_CLI_FAIL,
+                "fetch: frame %d: what arrived does not match its hash "
+                "(sha256 %.12s..., %llu bytes; want %.12s..., %llu bytes)",
+                fr->frame, got, size, fr->hash, (unsigned long long)fr->size);
+    }
+    if (code == 0 && rename(tmp, path) != 0)
+        code = tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot rename into '%s': %s", path,
+                             strerror(errno));
+    if (code != 0) {
+        unlink(tmp);
+        return code;
+    }
+    fr->fetched = 1;
+    f->downloaded += fr->size;
+    return 0;
+}
+
+/* SHA256SUMS in the format `sha256sum -c` reads: "<hash>  <file>". */
+static int s_write_sums(const struct s_fetch *f)
+{
+    size_t cap = f->nframes * (TSR_HASH_HEX + 40) + 1, len = 0;
+    char *text = malloc(cap);
+    if (!text)
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: out of memory");
+    for (size_t i = 0; i < f->nframes; i++)
+        if (f->frames[i].fetched)
+            len += (size_t)snprintf(text + len, cap - len, "%s  %s\n", f->frames[i].hash,
+                                    f->frames[i].file);
+    char path[4096];
+    int rc = tsr_fmt(path, sizeof path, "%s/SHA256SUMS", f->dir);
+    if (rc == 0)
+        rc = tsr_write_file_atomic(path, text, len);
+    free(text);
+    if (rc != 0)
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot write '%s/SHA256SUMS': %s",
+                             f->dir, tsr_strerror(rc));
+    return 0;
+}
+
+/* Copies rec[name] into obj when it is there. */
+static int s_copy_field(cJSON *obj, const cJSON *rec, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, name);
+    cJSON *dup = v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull();
+    return dup && cJSON_AddItemToObject(obj, name, dup);
+}
+
+static int s_write_manifest(const struct s_fetch *f, const char *name)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON *arr = cJSON_CreateArray();
+    cJSON *missing = cJSON_CreateArray();
+    int ok = m && arr && missing && cJSON_AddNumberToObject(m, "job", (double)f->id) &&
+             cJSON_AddStringToObject(m, "name", name);
+    ok = ok && cJSON_AddItemToObject(m, "frames", arr);
+    if (!ok)
+        cJSON_Delete(arr);
+    ok = ok && cJSON_AddItemToObject(m, "missing", missing);
+    if (!ok)
+        cJSON_Delete(missing);
+    for (size_t i = 0; ok && i < f->nframes; i++) {
+        const struct s_frame *fr = &f->frames[i];
+        if (!fr->fetched) {
+            ok = cJSON_AddItemToArray(missing, cJSON_CreateNumber(fr->frame));
+            continue;
+        }
+        cJSON *e = cJSON_CreateObject();
+        ok = e && cJSON_AddItemToArray(arr, e) &&
+             cJSON_AddNumberToObject(e, "frame", fr->frame) &&
+             cJSON_AddStringToObject(e, "file", fr->file) &&
+             cJSON_AddStringToObject(e, "sha256", fr->hash) &&
+             cJSON_AddNumberToObject(e, "size", (double)fr->size) &&
+             s_copy_field(e, fr->rec, "width") && s_copy_field(e, fr->rec, "height") &&
+             s_copy_field(e, fr->rec, "stats") && s_copy_field(e, fr->rec, "worker") &&
+             s_copy_field(e, fr->rec, "hub") && s_copy_field(e, fr->rec, "render_ms");
+    }
+    char *text = ok ? cJSON_Print(m) : NULL;
+    cJSON_Delete(m);
+    if (!text)
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: out of memory");
+    char path[4096];
+    int rc = tsr_fmt(path, sizeof path, "%s/manifest.json", f->dir);
+    if (rc == 0) {
+        size_t len = strlen(text);
+        text[len] = '\n'; /* replaces the NUL: the file ends with a newline */
+        rc = tsr_write_file_atomic(path, text, len + 1);
+    }
+    free(text);
+    if (rc != 0)
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot write '%s/manifest.json': %s",
+                             f->dir, tsr_strerror(rc));
+    return 0;
+}
+
+static int s_write_sheet(const struct s_fetch *f)
+{
+    char path[4096];
+    if (tsr_fmt(path, sizeof path, "%s/contact_sheet.png", f->dir) != 0)
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: '%s': path too long", f->dir);
+    size_t n = 0;
+    for (size_t i = 0; i < f->nframes; i++)
+        n += f->frames[i].fetched;
+    if (n == 0) {
+        unlink(path); /* a sheet from an earlier fetch would show other frames */
+        return 0;
+    }
+    char(*names)[4096] = calloc(n, sizeof *names);
+    char(*texts)[16] = calloc(n, sizeof *texts);
+    const char **paths = calloc(n, sizeof *paths);
+    const char **labels = calloc(n, sizeof *labels);
+    int code = 0;
+    if (!names || !texts || !paths || !labels) {
+        code = tsr_cli_error(TSR_CLI_FAIL, "fetch: out of memory");
+        goto out;
+    }
+    for (size_t i = 0, k = 0; i < f->nframes; i++) {
+        if (!f->frames[i].fetched)
+            continue;
+        snprintf(names[k], sizeof names[k], "%s/%s", f->dir, f->frames[i].file);
+        snprintf(texts[k], sizeof texts[k], "%d", f->frames[i].frame);
+        paths[k] = names[k];
+        labels[k] = texts[k];
+        k++;
+    }
+    struct tsr_image_limits lim;
+    tsr_image_limits_default(&lim);
+    char why[512] = "";
+    int cols = n < S_SHEET_COLUMNS ? (int)n : S_SHEET_COLUMNS;
+    int rc = tsr_image_contact_sheet(paths, labels, n, cols, S_SHEET_THUMB, &lim, path,
+                                     why, sizeof why);
+    if (rc != 0)
+        code = tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot make the contact sheet: %s",
+                             why[0] ? why : tsr_strerror(rc));
+out:
+    free(names);
+    free(texts);
+    free(paths);
+    free(labels);
+    return code;
+}
+
+/* "4, 5, 9-12" from the frames not fetched, at most S_LIST_MAX items. */
+static void s_missing_list(const struct s_fetch *f, char *buf, size_t size)
+{
+    size_t len = 0, items = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < f->nframes; i++) {
+        if (f->frames[i].fetched)
+            continue;
+        size_t j = i;
+        while (j + 1 < f->nframes && !f->frames[j + 1].fetched &&
+               f->frames[j + 1].frame == f->frames[j].frame + 1)
+            j++;
+        if (items == S_LIST_MAX) {
+            snprintf(buf + len, size - len, ", ...");
+            return;
+        }
+        int n = j > i ? snprintf(buf + len, size - len, "%s%d-%d", items ? ", " : "",
+                                 f->frames[i].frame, f->frames[j].frame)
+                      : snprintf(buf + len, size - len, "%s%d", items ? ", " : "",
+                                 f->frames[i].frame);
+        if (n < 0 || (size_t)n >= size - len)
+            return;
+        len += (size_t)n;
+        items++;
+        i = j;
+    }
+}
+
+static int s_run(const struct tsr_cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const struct tsr_cli_cmd *me = &tsr_cmd_fetch;
+    struct s_fetch f = {.cli = cli};
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'o':
+            if (!*optarg)
+                return tsr_cli_error(TSR_CLI_USAGE, "fetch: -o: empty folder name");
+            f.dir = optarg;
+            break;
+        case 'h':
+            return tsr_cli_help(me);
+        default:
+            return tsr_cli_bad_option(me, ch, argv);
+        }
+    }
+    if (optind >= argc)
+        return tsr_cli_error(TSR_CLI_USAGE,
+                             "fetch: missing JOB (see 'tessera fetch --help')");
+    if (optind + 1 < argc)
+        return tsr_cli_error(TSR_CLI_USAGE, "fetch: unexpected argument '%s'",
+                             argv[optind + 1]);
+    if (!f.dir)
+        return tsr_cli_error(TSR_CLI_USAGE,
+                             "fetch: missing -o DIR (where the frames go)");
+    int code = tsr_cli_parse_job("fetch", argv[optind], &f.id);
+    if (code != 0)
+        return code;
+
+    if ((code = tsr_cli_connect(cli, "fetch", &f.client)) != 0)
+        return code;
+    cJSON *job = NULL, *list = NULL;
+    if ((code = tsr_cli_fetch_job(cli, f.client, "fetch", f.id, &job)) != 0)
+        goto out;
+    if (strcmp(tsr_json_str(job, "outputs", "image"), "none") == 0) {
+        code =
+            tsr_cli_error(TSR_CLI_FAIL, "fetch: job %lld makes no images (outputs none)",
+                          (long long)f.id);
+        goto out;
+    }
+    if ((code = s_list_frames(&f, &list)) != 0)
+        goto out;
+    if ((code = s_read_frames(&f, list)) != 0)
+        goto out;
+    if (tsr_mkdir_p(f.dir) != 0) {
+        code = tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot make the folder '%s': %s",
+                             f.dir, strerror(errno));
+        goto out;
+    }
+
+    f.progress = isatty(2);
+    f.umask = umask(022);
+    umask(f.umask);
+    int failed = 0;
+    for (size_t i = 0; i < f.nframes; i++) {
+        if (!f.frames[i].done)
+            continue;
+        int c = s_fetch_one(&f, &f.frames[i]);
+        if (c == TSR_CLI_UNREACHABLE) {
+            code = c; /* no use asking for the others; keep what arrived */
+            break;
+        }
+        failed |= c != 0;
+    }
+    /* The index files cover exactly the frames in DIR now. */
+    char name[256];
+    tsr_fmt_clean(name, sizeof name, tsr_json_str(job, "name", ""));
+    int wcode = s_write_sums(&f);
+    if (!wcode)
+        wcode = s_write_manifest(&f, tsr_json_str(job, "name", ""));
+    if (!wcode)
+        wcode = s_write_sheet(&f);
+    if (code == 0)
+        code = wcode ? wcode : (failed ? TSR_CLI_FAIL : 0);
+
+    if (code == TSR_CLI_UNREACHABLE)
+        goto out; /* said already; a summary would only repeat it */
+    size_t fetched = 0;
+    for (size_t i = 0; i < f.nframes; i++)
+        fetched += f.frames[i].fetched;
+    double total = tsr_json_num(tsr_json_obj(job, "frames"), "total", (double)f.nframes);
+    if (total < (double)f.nframes)
+        total = (double)f.nframes;
+    char bytes[32];
+    tsr_fmt_bytes(bytes, sizeof bytes, f.downloaded);
+    printf("fetched %zu of %.0f frames of job %lld (%s) into %s: %s downloaded", fetched,
+           total, (long long)f.id, name, f.dir, bytes);
+    if (f.reused)
+        printf(", %zu already there", f.reused);
+    printf("\n");
+
+    size_t missing = (size_t)total - fetched;
+    if (missing > 0) {
+        char list_text[512];
+        s_missing_list(&f, list_text, sizeof list_text);
+        const char *state = tsr_json_str(job, "state", "?");
+        char state_c[32];
+        tsr_fmt_clean(state_c, sizeof state_c, state);
+        tsr_cli_warn("fetch: job %lld: %zu frame%s not fetched: %s", (long long)f.id,
+                     missing, missing == 1 ? "" : "s",
+                     list_text[0] ? list_text : "(not listed)");
+        if (strcmp(state, "done") != 0)
+            tsr_cli_error(TSR_CLI_FAIL,
+                          "fetch: job %lld is %s, not done: fetched %zu of "
+                          "%.0f frames",
+                          (long long)f.id, state_c, fetched, total);
+        else
+            tsr_cli_error(TSR_CLI_FAIL, "fetch: job %lld: %zu frame%s missing",
+                          (long long)f.id, missing, missing == 1 ? "" : "s");
+        if (code == 0)
+            code = TSR_CLI_FAIL;
+    }
+out:
+    cJSON_Delete(list);
+    cJSON_Delete(job);
+    free(f.frames);
+    tsr_client_destroy(&f.client);
+    return code;
+}
+
+const struct tsr_cli_cmd tsr_cmd_fetch = {
+    .name = "fetch",
+    .usage = "JOB -o DIR",
+    .summary = "download a job's done frames, checked, with SHA256SUMS and a manifest",
+    .help =
+        "  -o, --output DIR   folder for frame_NNNN.exr, SHA256SUMS, manifest.json and\n"
+        "                     contact_sheet.png (made if missing)\n"
+        "Frames already in DIR with the right hash are not downloaded again.\n"
+        "Exit 1 when any frame is missing (not done yet, failed, or not verified).\n",
+    .run = s_run,
+};
