@@ -3,16 +3,16 @@
  * doc/scene-format.md describes it.
  *
  * The master reads only the resolution (to split frames into tiles); the
- * renderer reads everything. A malformed scene is refused with a message
- * that gives line and column ("scene.json:12:5: expected a number for
- * 'radius'").
+ * renderer reads everything (through tessera/scene_model.h). A malformed
+ * scene is refused with a message that gives line, column and the path of
+ * the value ("scene.json:12:5: objects[3].radius: expected a number").
  */
 #ifndef TESSERA_SCENE_H
 #define TESSERA_SCENE_H
 
 #include <stddef.h>
 
-struct tsr_scene; /* opaque; defined in shared/scene.c */
+struct tsr_scene; /* opaque here; tessera/scene_model.h defines it */
 
 /*
  * Parses a scene from text (len bytes, need not be NUL-terminated). name is
