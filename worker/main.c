@@ -1,0 +1,199 @@
+/*
+ * main.c: tessera-worker's command line and signals.
+ *
+ * Flags become a tsr_worker_config; signals become bytes on a self-pipe
+ * that the worker's poll loop watches (SIGCHLD: a renderer exited;
+ * SIGTERM/SIGINT: stop), so no work happens inside a handler.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tessera/error.h"
+#include "tessera/hash.h"
+#include "tessera/log.h"
+
+#include "worker.h"
+
+static volatile sig_atomic_t s_stop;
+static int s_wake[2] = {-1, -1};
+
+static void s_on_signal(int sig)
+{
+    int saved = errno;
+    if (sig == SIGTERM || sig == SIGINT)
+        s_stop = 1;
+    ssize_t n = write(s_wake[1], "x", 1); /* a full pipe already wakes the loop */
+    (void)n;
+    errno = saved;
+}
+
+static int s_signals(void)
+{
+    if (pipe2(s_wake, O_NONBLOCK | O_CLOEXEC) != 0)
+        return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
+        sigaction(SIGCHLD, &sa, NULL) != 0)
+        return -1;
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: tessera-worker [--master ENDPOINT] [--hub NAME] [--slots N] [--cache DIR]\n"
+            "                      [--name NAME] [--heartbeat-ms N] [--liveness N]\n"
+            "                      [--log-level error|warn|info|debug]\n"
+            "\n"
+            "  --master ENDPOINT   master's worker endpoint (tcp://127.0.0.1:7401)\n"
+            "  --hub NAME          hub this worker belongs to (local)\n"
+            "  --slots N           tasks at once (number of online CPUs)\n"
+            "  --cache DIR         scene cache, task folders, result spool (./tessera-cache)\n"
+            "  --name NAME         name shown to operators (host name)\n"
+            "  --heartbeat-ms N    heartbeat interval until the master says (1000)\n"
+            "  --liveness N        missed heartbeats before reconnecting (5)\n"
+            "  --log-level L       error, warn, info or debug (info)\n");
+}
+
+/* Parses a decimal integer in [min, max] for flag; exits 2 otherwise. */
+static int s_int(const char *flag, const char *text, long min, long max)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || !*text || *end || v < min || v > max) {
+        fprintf(stderr, "tessera-worker: %s must be an integer from %ld to %ld, not '%s'\n",
+                flag, min, max, text);
+        exit(2);
+    }
+    return (int)v;
+}
+
+/* Names travel in HELLO and show up in tables: printable, bounded. */
+static const char *s_name(const char *flag, const char *text)
+{
+    size_t n = strlen(text);
+    int ok = n > 0 && n <= 128;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (unsigned char)text[i] > 0x20 && (unsigned char)text[i] < 0x7f;
+    if (!ok) {
+        fprintf(stderr, "tessera-worker: %s must be 1 to 128 printable characters without "
+                        "spaces, not '%s'\n", flag, text);
+        exit(2);
+    }
+    return text;
+}
+
+int main(int argc, char **argv)
+{
+    static char host[HOST_NAME_MAX + 1];
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    struct tsr_worker_config cfg = {
+        .master = "tcp://127.0.0.1:7401",
+        .hub = "local",
+        .name = NULL,
+        .cache_dir = "./tessera-cache",
+        .slots = cpus > 0 ? (cpus > TSR_WORKER_MAX_SLOTS ? TSR_WORKER_MAX_SLOTS : (int)cpus) : 1,
+        .heartbeat_ms = 1000,
+        .liveness = 5,
+    };
+    static const struct option opts[] = {
+        {"master", required_argument, NULL, 'm'},
+        {"hub", required_argument, NULL, 'u'},
+        {"slots", required_argument, NULL, 's'},
+        {"cache", required_argument, NULL, 'c'},
+        {"name", required_argument, NULL, 'n'},
+        {"heartbeat-ms", required_argument, NULL, 'b'},
+        {"liveness", required_argument, NULL, 'l'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            if (!optarg[0] || strlen(optarg) > 256) {
+                fprintf(stderr, "tessera-worker: --master needs an endpoint such as "
+                                "tcp://127.0.0.1:7401\n");
+                return 2;
+            }
+            cfg.master = optarg;
+            break;
+        case 'u':
+            cfg.hub = s_name("--hub", optarg);
+            break;
+        case 's':
+            cfg.slots = s_int("--slots", optarg, 1, TSR_WORKER_MAX_SLOTS);
+            break;
+        case 'c':
+            if (!optarg[0]) {
+                fprintf(stderr, "tessera-worker: --cache needs a folder\n");
+                return 2;
+            }
+            cfg.cache_dir = optarg;
+            break;
+        case 'n':
+            cfg.name = s_name("--name", optarg);
+            break;
+        case 'b':
+            cfg.heartbeat_ms = s_int("--heartbeat-ms", optarg, 10, 600000);
+            break;
+        case 'l':
+            cfg.liveness = s_int("--liveness", optarg, 1, 1000);
+            break;
+        case 'L':
+            if (tsr_log_set_level(optarg) != 0) {
+                fprintf(stderr, "tessera-worker: --log-level must be error, warn, info or "
+                                "debug, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'h':
+            s_usage(stdout);
+            return 0;
+        case ':':
+            fprintf(stderr, "tessera-worker: %s needs a value\n", argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "tessera-worker: unknown option '%s' (see --help)\n",
+                    argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tessera-worker: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+    if (!cfg.name) {
+        if (gethostname(host, sizeof host) != 0 || !host[0])
+            snprintf(host, sizeof host, "worker");
+        host[sizeof host - 1] = '\0';
+        cfg.name = host;
+    }
+    if (tsr_hash_init_library() != 0) {
+        fprintf(stderr, "tessera-worker: libsodium failed to start\n");
+        return 1;
+    }
+    if (s_signals() != 0) {
+        fprintf(stderr, "tessera-worker: cannot set up signals: %s\n", strerror(errno));
+        return 1;
+    }
+    cfg.wake_fd = s_wake[0];
+    cfg.stop = &s_stop;
+    int rc = tsr_worker_run(&cfg);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,47 @@
+/*
+ * worker.h: the worker's core: one single-threaded loop that owns the
+ * connection to the master (agent), the scene cache, the renderer children
+ * and the result spool, and moves each task through them.
+ *
+ * A task's life (an attempt, named by its id):
+ *
+ *   TASK --> FETCHING --archive ready--> RUNNING --child reaped--> spooled
+ *              |                          |  CANCEL                  |
+ *              | archive failed           v                          | files uploaded,
+ *              |                      STOPPING --reaped--> gone      | RESULT sent
+ *              v                      (no result)                    v
+ *          spooled (a failure) ---------------------------------> waiting --RESULT_ACK--> gone
+ *
+ * A task holds one slot from TASK until its RESULT first goes out (or it is
+ * cancelled); each freed slot is offered back with READY {credit: 1}.
+ */
+#ifndef TESSERA_WORKER_WORKER_H
+#define TESSERA_WORKER_WORKER_H
+
+#include <signal.h>
+
+#define TSR_WORKER_VERSION "0.1.0"
+#define TSR_WORKER_MAX_SLOTS 256 /* most tasks at once */
+
+/* How the worker runs; every pointer is borrowed for the run. */
+struct tsr_worker_config {
+    const char *master;          /* master's worker endpoint */
+    const char *hub;             /* hub this worker belongs to */
+    const char *name;            /* worker name shown to operators */
+    const char *cache_dir;       /* cache folder (blobs, scenes, tasks, spool) */
+    int slots;                   /* tasks at once, 1..TSR_WORKER_MAX_SLOTS */
+    int heartbeat_ms;            /* heartbeat until WELCOME says otherwise */
+    int liveness;                /* missed heartbeats before reconnecting */
+    int wake_fd;                 /* readable when a signal came in; -1 if none */
+    volatile sig_atomic_t *stop; /* set (by a signal handler) to stop */
+};
+
+/*
+ * Runs until *cfg->stop is set, then kills its children's process groups
+ * and returns 0 (spooled results stay for the next start). Returns a
+ * negative TSR_E* code, after logging why, when it cannot start (cache
+ * folder unusable or locked, ZeroMQ failure).
+ */
+int tsr_worker_run(const struct tsr_worker_config *cfg);
+
+#endif
