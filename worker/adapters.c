@@ -77,8 +77,8 @@ int tsr_adapter_output_name(int64_t frame, char *buf, size_t size)
 }
 
 /* The absolute path of the scene file, or the scene folder if none. */
-static int s_scene_path(const struct tsr_task_spec *spec, const struct tsr_adapter_ctx *ctx,
-                        char *buf, size_t size)
+static int s_scene_path(const struct tsr_task_spec *spec,
+                        const struct tsr_adapter_ctx *ctx, char *buf, size_t size)
 {
     if (!spec->scene[0])
         return tsr_fmt(buf, size, "%s", ctx->scene_dir);
@@ -133,7 +133,8 @@ int tsr_adapter_expand(const char *tmpl, const struct tsr_task_spec *spec,
         if (close) {
             size_t len = (size_t)(close - open - 1);
             for (i = 0; i < n; i++)
-                if (strlen(vars[i].name) == len && memcmp(vars[i].name, open + 1, len) == 0)
+                if (strlen(vars[i].name) == len &&
+                    memcmp(vars[i].name, open + 1, len) == 0)
                     break;
         }
         if (!close || i == n) {
@@ -185,7 +186,8 @@ int tsr_adapter_find_render(char *buf, size_t size)
         size_t len = colon ? (size_t)(colon - path) : strlen(path);
         /* Only absolute entries: the renderer runs in another folder. */
         if (len > 0 && path[0] == '/' &&
-            tsr_fmt(buf, size, "%.*s/tessera-render", (int)len, path) == 0 && s_executable(buf))
+            tsr_fmt(buf, size, "%.*s/tessera-render", (int)len, path) == 0 &&
+            s_executable(buf))
             return 0;
         path += len;
         if (*path == ':')
@@ -257,7 +259,8 @@ static int s_builtin(const struct tsr_task_spec *spec, const struct tsr_adapter_
 {
     char render[PATH_MAX];
     if (tsr_adapter_find_render(render, sizeof render) != 0) {
-        snprintf(err, errlen, "tessera-render not found beside tessera-worker or on PATH");
+        snprintf(err, errlen,
+                 "tessera-render not found beside tessera-worker or on PATH");
         return TSR_ENOTFOUND;
     }
     char scene[PATH_MAX + TSR_TASK_MAX_SCENE];
@@ -295,7 +298,8 @@ static int s_builtin(const struct tsr_task_spec *spec, const struct tsr_adapter_
     if (rc == 0)
         rc = s_set(&a[10], "%s", "--threads", 0);
     if (rc == 0)
-        rc = s_set(&a[11], "%" PRId64, NULL, (int64_t)(ctx->threads > 0 ? ctx->threads : 1));
+        rc = s_set(&a[11], "%" PRId64, NULL,
+                   (int64_t)(ctx->threads > 0 ? ctx->threads : 1));
     if (rc != 0)
         snprintf(err, errlen, "out of memory building the command line");
     return rc;

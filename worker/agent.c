@@ -23,21 +23,21 @@
 #define S_LOG "agent"
 
 struct tsr_agent {
-    void *zctx;                   /* ZeroMQ context, owned */
-    void *sock;                   /* DEALER to the master; NULL between connections */
-    char endpoint[512];           /* where the master listens */
-    int cfg_heartbeat_ms;         /* heartbeat from the command line */
-    int cfg_liveness;             /* liveness from the command line */
-    int heartbeat_ms;             /* heartbeat in force (WELCOME's, else ours) */
-    int liveness;                 /* liveness in force */
-    int welcomed;                 /* registered on this socket */
-    int hello_pending;            /* HELLO sent, its WELCOME not yet seen */
-    int64_t last_recv_ms;         /* last time anything came from the master */
-    int64_t last_send_ms;         /* last time anything went to the master */
-    int64_t reconnect_at_ms;      /* when to connect again (sock == NULL) */
-    int backoff_ms;               /* the next reconnect delay */
-    int64_t next_rid;             /* request ids handed out so far */
-    struct tsr_agent_events ev;   /* the owner's callbacks */
+    void *zctx;                 /* ZeroMQ context, owned */
+    void *sock;                 /* DEALER to the master; NULL between connections */
+    char endpoint[512];         /* where the master listens */
+    int cfg_heartbeat_ms;       /* heartbeat from the command line */
+    int cfg_liveness;           /* liveness from the command line */
+    int heartbeat_ms;           /* heartbeat in force (WELCOME's, else ours) */
+    int liveness;               /* liveness in force */
+    int welcomed;               /* registered on this socket */
+    int hello_pending;          /* HELLO sent, its WELCOME not yet seen */
+    int64_t last_recv_ms;       /* last time anything came from the master */
+    int64_t last_send_ms;       /* last time anything went to the master */
+    int64_t reconnect_at_ms;    /* when to connect again (sock == NULL) */
+    int backoff_ms;             /* the next reconnect delay */
+    int64_t next_rid;           /* request ids handed out so far */
+    struct tsr_agent_events ev; /* the owner's callbacks */
 };
 
 int tsr_agent_new(const struct tsr_agent_config *cfg, const struct tsr_agent_events *ev,
@@ -102,8 +102,8 @@ int64_t tsr_agent_rid(struct tsr_agent *a)
     return ++a->next_rid;
 }
 
-static int s_send(struct tsr_agent *a, const char *cmd, const cJSON *hdr, const void *body,
-                  size_t body_len)
+static int s_send(struct tsr_agent *a, const char *cmd, const cJSON *hdr,
+                  const void *body, size_t body_len)
 {
     if (!a->sock)
         return TSR_ESTATE;
@@ -116,8 +116,8 @@ static int s_send(struct tsr_agent *a, const char *cmd, const cJSON *hdr, const 
     return rc;
 }
 
-int tsr_agent_send(struct tsr_agent *a, const char *cmd, const cJSON *hdr, const void *body,
-                   size_t body_len)
+int tsr_agent_send(struct tsr_agent *a, const char *cmd, const cJSON *hdr,
+                   const void *body, size_t body_len)
 {
     if (!a->welcomed)
         return TSR_ESTATE;
@@ -141,7 +141,8 @@ static void s_connect(struct tsr_agent *a, int64_t now)
     a->heartbeat_ms = a->cfg_heartbeat_ms;
     a->liveness = a->cfg_liveness;
     a->sock = zmq_socket(a->zctx, ZMQ_DEALER);
-    if (!a->sock || tsr_socket_setup(a->sock) != 0 || zmq_connect(a->sock, a->endpoint) != 0) {
+    if (!a->sock || tsr_socket_setup(a->sock) != 0 ||
+        zmq_connect(a->sock, a->endpoint) != 0) {
         tsr_log(TSR_LOG_ERROR, S_LOG, "cannot connect to master '%s': %s", a->endpoint,
                 zmq_strerror(zmq_errno()));
         s_close(a);
@@ -177,8 +178,9 @@ static void s_on_welcome(struct tsr_agent *a, const struct tsr_msg *m)
     a->heartbeat_ms = (int)hb;
     a->liveness = (int)lv;
     a->backoff_ms = TSR_AGENT_BACKOFF_MIN_MS;
-    tsr_log(TSR_LOG_INFO, S_LOG, "registered with master %s (heartbeat %d ms, liveness %d)",
-            a->endpoint, a->heartbeat_ms, a->liveness);
+    tsr_log(TSR_LOG_INFO, S_LOG,
+            "registered with master %s (heartbeat %d ms, liveness %d)", a->endpoint,
+            a->heartbeat_ms, a->liveness);
     a->ev.welcome(a->ev.ctx);
 }
 
@@ -218,7 +220,8 @@ void tsr_agent_on_readable(struct tsr_agent *a)
         }
         a->last_recv_ms = tsr_now_ms();
         if (rc != 0) {
-            tsr_log(TSR_LOG_WARN, S_LOG, "malformed message from master ignored: %s", err);
+            tsr_log(TSR_LOG_WARN, S_LOG, "malformed message from master ignored: %s",
+                    err);
             continue;
         }
         s_dispatch(a, &m);
@@ -238,8 +241,9 @@ int64_t tsr_agent_tick(struct tsr_agent *a, int64_t now)
     int64_t silence = (int64_t)a->heartbeat_ms * a->liveness;
     if (now - a->last_recv_ms >= silence) {
         int was = a->welcomed;
-        tsr_log(TSR_LOG_WARN, S_LOG, "master %s silent for %lld ms; reconnecting in %d ms",
-                a->endpoint, (long long)(now - a->last_recv_ms), a->backoff_ms);
+        tsr_log(TSR_LOG_WARN, S_LOG,
+                "master %s silent for %lld ms; reconnecting in %d ms", a->endpoint,
+                (long long)(now - a->last_recv_ms), a->backoff_ms);
         s_close(a);
         if (was)
             a->ev.lost(a->ev.ctx);

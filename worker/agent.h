@@ -73,8 +73,8 @@ int64_t tsr_agent_rid(struct tsr_agent *a);
  * welcomed: the master drops what an unregistered peer sends.
  * Returns 0, TSR_ESTATE (not welcomed), TSR_EZMQ, TSR_ENOMEM.
  */
-int tsr_agent_send(struct tsr_agent *a, const char *cmd, const cJSON *hdr, const void *body,
-                   size_t body_len);
+int tsr_agent_send(struct tsr_agent *a, const char *cmd, const cJSON *hdr,
+                   const void *body, size_t body_len);
 
 /* Receives every message waiting on the socket and dispatches it. Call
  * when the socket polls readable. */

@@ -103,7 +103,8 @@ int tsr_cache_open(const char *dir, struct tsr_cache **out, char *err, size_t er
     char path[PATH_MAX];
     int rc = tsr_mkdir_p(dir);
     if (rc != 0 || !realpath(dir, c->dir)) {
-        snprintf(err, errlen, "cannot create cache folder '%s': %s", dir, strerror(errno));
+        snprintf(err, errlen, "cannot create cache folder '%s': %s", dir,
+                 strerror(errno));
         free(c);
         return rc == TSR_ELIMIT ? TSR_ELIMIT : TSR_EIO;
     }
@@ -161,7 +162,8 @@ const char *tsr_cache_dir(const struct tsr_cache *c)
     return c->dir;
 }
 
-int tsr_cache_scene_dir(const struct tsr_cache *c, const char *hash, char *buf, size_t size)
+int tsr_cache_scene_dir(const struct tsr_cache *c, const char *hash, char *buf,
+                        size_t size)
 {
     return tsr_fmt(buf, size, "%s/scenes/%s", c->dir, hash);
 }
@@ -189,12 +191,14 @@ static int s_extract(struct tsr_cache *c, const char *hash, int verified, char *
     char got[TSR_HASH_HEX];
     int rc = verified ? 0 : tsr_hash_file(blob, got, NULL);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot read cached archive %.12s: %s", hash, tsr_strerror(rc));
+        snprintf(err, errlen, "cannot read cached archive %.12s: %s", hash,
+                 tsr_strerror(rc));
         return rc;
     }
     if (!verified && strcmp(got, hash) != 0) {
         unlink(blob);
-        snprintf(err, errlen, "cached archive %.12s does not match its hash; removed", hash);
+        snprintf(err, errlen, "cached archive %.12s does not match its hash; removed",
+                 hash);
         return TSR_EHASH;
     }
     struct tsr_archive_limits lim;
@@ -202,7 +206,8 @@ static int s_extract(struct tsr_cache *c, const char *hash, int verified, char *
     char why[400] = "";
     rc = tsr_archive_extract(blob, &lim, scene, why, sizeof why);
     if (rc != 0) {
-        snprintf(err, errlen, "archive %.12s refused: %s", hash, why[0] ? why : tsr_strerror(rc));
+        snprintf(err, errlen, "archive %.12s refused: %s", hash,
+                 why[0] ? why : tsr_strerror(rc));
         return rc;
     }
     tsr_log(TSR_LOG_INFO, S_LOG, "archive %.12s extracted", hash);
@@ -229,8 +234,8 @@ static void s_unlink_fetch(struct tsr_cache *c, struct s_fetch *f)
 }
 
 /* Ends a download with rc and err into *done, and forgets it. */
-static void s_fail(struct tsr_cache *c, struct s_fetch *f, int rc, struct tsr_cache_done *done,
-                   const char *err)
+static void s_fail(struct tsr_cache *c, struct s_fetch *f, int rc,
+                   struct tsr_cache_done *done, const char *err)
 {
     memcpy(done->hash, f->hash, TSR_HASH_HEX);
     done->rc = rc;
@@ -309,8 +314,9 @@ int tsr_cache_ensure(struct tsr_cache *c, struct tsr_agent *a, const char *hash,
     struct s_fetch *f = s_find(c, hash);
     if (f) {
         if (f->size != size) {
-            snprintf(err, errlen, "archive %.12s is being fetched as %llu bytes, not %llu",
-                     hash, (unsigned long long)f->size, (unsigned long long)size);
+            snprintf(err, errlen,
+                     "archive %.12s is being fetched as %llu bytes, not %llu", hash,
+                     (unsigned long long)f->size, (unsigned long long)size);
             return TSR_EINVAL;
         }
         return 0;
@@ -351,7 +357,8 @@ int tsr_cache_ensure(struct tsr_cache *c, struct tsr_agent *a, const char *hash,
 }
 
 /* All chunks are in and hashed: verify, keep, extract. Fills *done. */
-static void s_complete(struct tsr_cache *c, struct s_fetch *f, struct tsr_cache_done *done)
+static void s_complete(struct tsr_cache *c, struct s_fetch *f,
+                       struct tsr_cache_done *done)
 {
     char err[512] = "";
     char blob[PATH_MAX];
@@ -397,7 +404,8 @@ static int s_hash_along(struct s_fetch *f, uint32_t i, const void *data, size_t 
     unsigned char *buf = NULL;
     while (f->hashed < f->nchunks && f->state[f->hashed] == S_HAVE) {
         uint64_t off = (uint64_t)f->hashed * TSR_PROTO_CHUNK;
-        size_t n = f->size - off < TSR_PROTO_CHUNK ? (size_t)(f->size - off) : TSR_PROTO_CHUNK;
+        size_t n =
+            f->size - off < TSR_PROTO_CHUNK ? (size_t)(f->size - off) : TSR_PROTO_CHUNK;
         if (!buf && !(buf = malloc(TSR_PROTO_CHUNK)))
             return TSR_ENOMEM;
         size_t got = 0;
@@ -425,7 +433,8 @@ int tsr_cache_on_data(struct tsr_cache *c, struct tsr_agent *a, const struct tsr
     int64_t offset = 0, size = 0;
     int rc;
     if ((rc = tsr_hdr_hash(m->hdr, "hash", &hash, err, errlen)) != 0 ||
-        (rc = tsr_hdr_int(m->hdr, "offset", 0, INT64_C(1) << 53, &offset, err, errlen)) != 0 ||
+        (rc = tsr_hdr_int(m->hdr, "offset", 0, INT64_C(1) << 53, &offset, err, errlen)) !=
+            0 ||
         (rc = tsr_hdr_int(m->hdr, "size", 0, INT64_C(1) << 53, &size, err, errlen)) != 0)
         return rc;
     struct s_fetch *f = s_find(c, hash);
@@ -433,8 +442,9 @@ int tsr_cache_on_data(struct tsr_cache *c, struct tsr_agent *a, const struct tsr
         return 0; /* a late answer for a download that is over */
     if ((uint64_t)size != f->size) {
         char why[256];
-        snprintf(why, sizeof why, "master has archive %.12s as %lld bytes, the task said %llu",
-                 hash, (long long)size, (unsigned long long)f->size);
+        snprintf(why, sizeof why,
+                 "master has archive %.12s as %lld bytes, the task said %llu", hash,
+                 (long long)size, (unsigned long long)f->size);
         s_fail(c, f, TSR_EPROTO, done, why);
         return 1;
     }
@@ -457,7 +467,8 @@ int tsr_cache_on_data(struct tsr_cache *c, struct tsr_agent *a, const struct tsr
                 f->cursor = i;
             s_pump(f, a);
         }
-        snprintf(err, errlen, "DATA at offset %lld of archive %.12s has %zu bytes, not %llu",
+        snprintf(err, errlen,
+                 "DATA at offset %lld of archive %.12s has %zu bytes, not %llu",
                  (long long)offset, hash, m->body_len, (unsigned long long)want);
         return TSR_EPROTO;
     }
@@ -536,7 +547,8 @@ int tsr_cache_tick(struct tsr_cache *c, struct tsr_agent *a, int64_t now,
             continue;
         }
         if (++f->stalls >= TSR_CACHE_STALLS) {
-            s_fail(c, f, TSR_ETIMEOUT, done, "download stalled: the master stopped answering");
+            s_fail(c, f, TSR_ETIMEOUT, done,
+                   "download stalled: the master stopped answering");
             *next = now;
             return 1;
         }

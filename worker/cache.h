@@ -58,7 +58,8 @@ void tsr_cache_destroy(struct tsr_cache **c);
 const char *tsr_cache_dir(const struct tsr_cache *c);
 
 /* Writes scenes/<hash> under the cache folder. Returns 0 or TSR_ELIMIT. */
-int tsr_cache_scene_dir(const struct tsr_cache *c, const char *hash, char *buf, size_t size);
+int tsr_cache_scene_dir(const struct tsr_cache *c, const char *hash, char *buf,
+                        size_t size);
 
 /*
  * Makes the scene archive hash (of size bytes) available. Sets *ready to 1

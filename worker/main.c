@@ -52,19 +52,20 @@ static int s_signals(void)
 
 static void s_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: tessera-worker [--master ENDPOINT] [--hub NAME] [--slots N] [--cache DIR]\n"
-            "                      [--name NAME] [--heartbeat-ms N] [--liveness N]\n"
-            "                      [--log-level error|warn|info|debug]\n"
-            "\n"
-            "  --master ENDPOINT   master's worker endpoint (tcp://127.0.0.1:7401)\n"
-            "  --hub NAME          hub this worker belongs to (local)\n"
-            "  --slots N           tasks at once (number of online CPUs)\n"
-            "  --cache DIR         scene cache, task folders, result spool (./tessera-cache)\n"
-            "  --name NAME         name shown to operators (host name)\n"
-            "  --heartbeat-ms N    heartbeat interval until the master says (1000)\n"
-            "  --liveness N        missed heartbeats before reconnecting (5)\n"
-            "  --log-level L       error, warn, info or debug (info)\n");
+    fprintf(out, "usage: tessera-worker [--master ENDPOINT] [--hub NAME] [--slots N] "
+                 "[--cache DIR]\n"
+                 "                      [--name NAME] [--heartbeat-ms N] [--liveness N]\n"
+                 "                      [--log-level error|warn|info|debug]\n"
+                 "\n"
+                 "  --master ENDPOINT   master's worker endpoint (tcp://127.0.0.1:7401)\n"
+                 "  --hub NAME          hub this worker belongs to (local)\n"
+                 "  --slots N           tasks at once (number of online CPUs)\n"
+                 "  --cache DIR         scene cache, task folders, result spool "
+                 "(./tessera-cache)\n"
+                 "  --name NAME         name shown to operators (host name)\n"
+                 "  --heartbeat-ms N    heartbeat interval until the master says (1000)\n"
+                 "  --liveness N        missed heartbeats before reconnecting (5)\n"
+                 "  --log-level L       error, warn, info or debug (info)\n");
 }
 
 /* Parses a decimal integer in [min, max] for flag; exits 2 otherwise. */
@@ -74,8 +75,9 @@ static int s_int(const char *flag, const char *text, long min, long max)
     errno = 0;
     long v = strtol(text, &end, 10);
     if (errno || !*text || *end || v < min || v > max) {
-        fprintf(stderr, "tessera-worker: %s must be an integer from %ld to %ld, not '%s'\n",
-                flag, min, max, text);
+        fprintf(stderr,
+                "tessera-worker: %s must be an integer from %ld to %ld, not '%s'\n", flag,
+                min, max, text);
         exit(2);
     }
     return (int)v;
@@ -89,8 +91,10 @@ static const char *s_name(const char *flag, const char *text)
     for (size_t i = 0; ok && i < n; i++)
         ok = (unsigned char)text[i] > 0x20 && (unsigned char)text[i] < 0x7f;
     if (!ok) {
-        fprintf(stderr, "tessera-worker: %s must be 1 to 128 printable characters without "
-                        "spaces, not '%s'\n", flag, text);
+        fprintf(stderr,
+                "tessera-worker: %s must be 1 to 128 printable characters without "
+                "spaces, not '%s'\n",
+                flag, text);
         exit(2);
     }
     return text;
@@ -105,7 +109,9 @@ int main(int argc, char **argv)
         .hub = "local",
         .name = NULL,
         .cache_dir = "./tessera-cache",
-        .slots = cpus > 0 ? (cpus > TSR_WORKER_MAX_SLOTS ? TSR_WORKER_MAX_SLOTS : (int)cpus) : 1,
+        .slots = cpus > 0
+                     ? (cpus > TSR_WORKER_MAX_SLOTS ? TSR_WORKER_MAX_SLOTS : (int)cpus)
+                     : 1,
         .heartbeat_ms = 1000,
         .liveness = 5,
     };
@@ -157,8 +163,10 @@ int main(int argc, char **argv)
             break;
         case 'L':
             if (tsr_log_set_level(optarg) != 0) {
-                fprintf(stderr, "tessera-worker: --log-level must be error, warn, info or "
-                                "debug, not '%s'\n", optarg);
+                fprintf(stderr,
+                        "tessera-worker: --log-level must be error, warn, info or "
+                        "debug, not '%s'\n",
+                        optarg);
                 return 2;
             }
             break;
@@ -175,7 +183,8 @@ int main(int argc, char **argv)
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "tessera-worker: unexpected argument '%s' (see --help)\n", argv[optind]);
+        fprintf(stderr, "tessera-worker: unexpected argument '%s' (see --help)\n",
+                argv[optind]);
         return 2;
     }
     if (!cfg.name) {

@@ -24,19 +24,19 @@
 #define S_READ_BUDGET (256 * 1024) /* most bytes read per tsr_child_read call */
 
 struct tsr_child {
-    pid_t pid;                    /* the group leader; also the group id */
-    int fd;                       /* read end of the output pipe, -1 once closed */
-    int reaped;                   /* waitpid collected the leader */
-    int64_t started_ms;           /* monotonic start time */
-    int64_t ended_ms;             /* monotonic time it was reaped, 0 before */
-    int64_t kill_at_ms;           /* when SIGKILL is due; 0 when not armed */
-    int killed;                   /* SIGKILL was sent */
-    char ring[TSR_CHILD_LOG];     /* the last output bytes */
-    size_t ring_head;             /* where the next byte goes */
-    size_t ring_len;              /* bytes held, at most TSR_CHILD_LOG */
-    char line[TSR_CHILD_LINE];    /* the line being assembled */
-    size_t line_len;              /* bytes in line */
-    int line_cut;                 /* the current line overflowed: drop until '\n' */
+    pid_t pid;                 /* the group leader; also the group id */
+    int fd;                    /* read end of the output pipe, -1 once closed */
+    int reaped;                /* waitpid collected the leader */
+    int64_t started_ms;        /* monotonic start time */
+    int64_t ended_ms;          /* monotonic time it was reaped, 0 before */
+    int64_t kill_at_ms;        /* when SIGKILL is due; 0 when not armed */
+    int killed;                /* SIGKILL was sent */
+    char ring[TSR_CHILD_LOG];  /* the last output bytes */
+    size_t ring_head;          /* where the next byte goes */
+    size_t ring_len;           /* bytes held, at most TSR_CHILD_LOG */
+    char line[TSR_CHILD_LINE]; /* the line being assembled */
+    size_t line_len;           /* bytes in line */
+    int line_cut;              /* the current line overflowed: drop until '\n' */
 };
 
 /* Writes a message from the forked child without stdio (async-signal-safe). */
@@ -223,7 +223,8 @@ int tsr_child_reap(struct tsr_child *c, tsr_child_line_fn fn, void *ctx, int *st
     memset(&si, 0, sizeof si);
     /* WNOWAIT keeps the leader a zombie, so its group id cannot be reused
      * while we kill the rest of the group. */
-    if (waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0)
+    if (waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+        si.si_pid == 0)
         return 0;
     kill(-c->pid, SIGKILL);
     /* The group is dead or dying: what is left in the pipe is all there is.

@@ -17,9 +17,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define TSR_CHILD_LOG (64 * 1024)  /* bytes of output kept */
-#define TSR_CHILD_LINE 1024        /* longest line handed to the callback */
-#define TSR_CHILD_GRACE_MS 2000    /* SIGTERM to SIGKILL */
+#define TSR_CHILD_LOG (64 * 1024) /* bytes of output kept */
+#define TSR_CHILD_LINE 1024       /* longest line handed to the callback */
+#define TSR_CHILD_GRACE_MS 2000   /* SIGTERM to SIGKILL */
 
 struct tsr_child;
 

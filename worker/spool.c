@@ -68,8 +68,8 @@ void tsr_spool_destroy(struct tsr_spool **sp)
     *sp = NULL;
 }
 
-int tsr_spool_path(const struct tsr_spool *s, int64_t attempt, const char *name, char *buf,
-                   size_t size)
+int tsr_spool_path(const struct tsr_spool *s, int64_t attempt, const char *name,
+                   char *buf, size_t size)
 {
     if (name)
         return tsr_fmt(buf, size, "%s/%" PRId64 "/%s", s->dir, attempt, name);
@@ -267,7 +267,8 @@ int tsr_spool_load(struct tsr_spool *s, int64_t attempt, cJSON **record, char *e
             cJSON_Delete(r);
             return s_bad(err, errlen, attempt, "a file entry is malformed");
         }
-        if (!s_plain_name(name) || tsr_spool_path(s, attempt, name, path, sizeof path) != 0 ||
+        if (!s_plain_name(name) ||
+            tsr_spool_path(s, attempt, name, path, sizeof path) != 0 ||
             lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != size) {
             cJSON_Delete(r);
             return s_bad(err, errlen, attempt, "a file it names is missing or changed");

@@ -56,8 +56,8 @@ int tsr_spool_load(struct tsr_spool *s, int64_t attempt, cJSON **record, char *e
 
 /* Writes the path of file name in the entry of attempt. Returns 0 or
  * TSR_ELIMIT. */
-int tsr_spool_path(const struct tsr_spool *s, int64_t attempt, const char *name, char *buf,
-                   size_t size);
+int tsr_spool_path(const struct tsr_spool *s, int64_t attempt, const char *name,
+                   char *buf, size_t size);
 
 /* Deletes an entry; a missing one is not an error. Returns 0 or TSR_EIO. */
 int tsr_spool_remove(struct tsr_spool *s, int64_t attempt);

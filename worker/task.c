@@ -90,7 +90,8 @@ int tsr_task_parse(const cJSON *hdr, struct tsr_task_spec *spec, char *err, size
     spec->attempt = v;
     if ((rc = tsr_hdr_int(hdr, "job", 0, TSR_TASK_MAX_ID, &spec->job, err, errlen)) != 0)
         return rc;
-    if ((rc = tsr_hdr_int(hdr, "task", 0, TSR_TASK_MAX_ID, &spec->task, err, errlen)) != 0)
+    if ((rc = tsr_hdr_int(hdr, "task", 0, TSR_TASK_MAX_ID, &spec->task, err, errlen)) !=
+        0)
         return rc;
 
     if ((rc = tsr_hdr_str(hdr, "renderer", 32, &s, err, errlen)) != 0)
@@ -100,7 +101,8 @@ int tsr_task_parse(const cJSON *hdr, struct tsr_task_spec *spec, char *err, size
     else if (strcmp(s, "command") == 0)
         spec->renderer = TSR_RENDERER_COMMAND;
     else
-        return s_fail(err, errlen, "renderer", "names a renderer this worker does not have");
+        return s_fail(err, errlen, "renderer",
+                      "names a renderer this worker does not have");
 
     if ((rc = tsr_hdr_hash(hdr, "archive", &s, err, errlen)) != 0)
         return rc;
@@ -117,7 +119,8 @@ int tsr_task_parse(const cJSON *hdr, struct tsr_task_spec *spec, char *err, size
     if (s && s[0] && !tsr_task_path_safe(s))
         return s_fail(err, errlen, "scene", "is not a safe relative path");
     if (spec->renderer == TSR_RENDERER_BUILTIN && (!s || !s[0]))
-        return s_fail(err, errlen, "scene", "is missing (the builtin renderer needs one)");
+        return s_fail(err, errlen, "scene",
+                      "is missing (the builtin renderer needs one)");
     if ((rc = s_strdup(s, &spec->scene)) != 0)
         return rc;
 
@@ -130,7 +133,8 @@ int tsr_task_parse(const cJSON *hdr, struct tsr_task_spec *spec, char *err, size
     if (spec->frame_end < spec->frame_start)
         return s_fail(err, errlen, "frame_end", "is before frame_start");
     if (spec->frame_end - spec->frame_start >= TSR_TASK_MAX_FRAMES)
-        return s_fail(err, errlen, "frame_end", "makes the task longer than 100000 frames");
+        return s_fail(err, errlen, "frame_end",
+                      "makes the task longer than 100000 frames");
 
     if ((rc = tsr_hdr_int(hdr, "width", 0, TSR_TASK_MAX_SIZE, &v, err, errlen)) != 0)
         return rc;
@@ -153,7 +157,8 @@ int tsr_task_parse(const cJSON *hdr, struct tsr_task_spec *spec, char *err, size
     const struct tsr_region *r = &spec->region;
     if (r->x0 > r->x1 || r->y0 > r->y1 || r->x1 > spec->width || r->y1 > spec->height) {
         if (err && errlen)
-            snprintf(err, errlen, "field 'region' [%d, %d, %d, %d] lies outside the %dx%d frame",
+            snprintf(err, errlen,
+                     "field 'region' [%d, %d, %d, %d] lies outside the %dx%d frame",
                      r->x0, r->y0, r->x1, r->y1, spec->width, spec->height);
         return TSR_EPROTO;
     }
@@ -164,16 +169,19 @@ int tsr_task_parse(const cJSON *hdr, struct tsr_task_spec *spec, char *err, size
         return s_fail(err, errlen, "region", "is empty");
 
     s = NULL;
-    if ((rc = tsr_hdr_str_opt(hdr, "command", TSR_TASK_MAX_COMMAND, &s, err, errlen)) != 0)
+    if ((rc = tsr_hdr_str_opt(hdr, "command", TSR_TASK_MAX_COMMAND, &s, err, errlen)) !=
+        0)
         return rc;
     if (spec->renderer == TSR_RENDERER_COMMAND && (!s || !s[0]))
-        return s_fail(err, errlen, "command", "is missing (the command renderer needs one)");
-    if ((rc = s_strdup(spec->renderer == TSR_RENDERER_COMMAND ? s : "", &spec->command)) != 0)
+        return s_fail(err, errlen, "command",
+                      "is missing (the command renderer needs one)");
+    if ((rc = s_strdup(spec->renderer == TSR_RENDERER_COMMAND ? s : "",
+                       &spec->command)) != 0)
         return rc;
 
     spec->timeout_s = 0;
-    if ((rc = tsr_hdr_int_opt(hdr, "timeout_s", 0, TSR_TASK_MAX_TIMEOUT_S, &spec->timeout_s,
-                              err, errlen)) != 0)
+    if ((rc = tsr_hdr_int_opt(hdr, "timeout_s", 0, TSR_TASK_MAX_TIMEOUT_S,
+                              &spec->timeout_s, err, errlen)) != 0)
         return rc;
     return 0;
 }

@@ -17,12 +17,12 @@
 #include "tessera/hash.h"
 #include "tessera/image.h"
 
-#define TSR_TASK_MAX_SCENE 1024         /* longest scene path, bytes */
-#define TSR_TASK_MAX_COMMAND (64 * 1024) /* longest command template, bytes */
-#define TSR_TASK_MAX_FRAMES 100000      /* most frames in one task */
-#define TSR_TASK_FRAME_MIN (-1000000)   /* lowest frame number */
-#define TSR_TASK_FRAME_MAX 10000000     /* highest frame number */
-#define TSR_TASK_MAX_SIZE 32768         /* widest / tallest frame, pixels */
+#define TSR_TASK_MAX_SCENE 1024                 /* longest scene path, bytes */
+#define TSR_TASK_MAX_COMMAND (64 * 1024)        /* longest command template, bytes */
+#define TSR_TASK_MAX_FRAMES 100000              /* most frames in one task */
+#define TSR_TASK_FRAME_MIN (-1000000)           /* lowest frame number */
+#define TSR_TASK_FRAME_MAX 10000000             /* highest frame number */
+#define TSR_TASK_MAX_SIZE 32768                 /* widest / tallest frame, pixels */
 #define TSR_TASK_MAX_TIMEOUT_S (30 * 24 * 3600) /* longest timeout: 30 days */
 #define TSR_TASK_MAX_ID ((int64_t)1 << 53)      /* ids travel as JSON numbers */
 
@@ -34,21 +34,21 @@ enum tsr_renderer {
 
 /* One checked TASK. Strings are owned (tsr_task_spec_clear frees them). */
 struct tsr_task_spec {
-    int64_t attempt;               /* fencing token; -1 when unreadable */
-    int64_t job;                   /* job id */
-    int64_t task;                  /* task index inside the job */
-    enum tsr_renderer renderer;    /* which adapter runs it */
-    char archive[TSR_HASH_HEX];    /* sha256 of the scene archive */
-    uint64_t archive_size;         /* its size in bytes */
-    char *scene;                   /* scene file inside the archive; "" if none */
-    int64_t frame_start;           /* first frame */
-    int64_t frame_end;             /* last frame (inclusive) */
-    struct tsr_region region;      /* pixels to render, half-open */
-    int width;                     /* full frame width; 0 when unknown */
-    int height;                    /* full frame height; 0 when unknown */
-    char *command;                 /* command template; "" for builtin */
-    int outputs_image;             /* 1: one EXR per frame expected; 0: none */
-    int64_t timeout_s;             /* wall-clock limit; 0 = none */
+    int64_t attempt;            /* fencing token; -1 when unreadable */
+    int64_t job;                /* job id */
+    int64_t task;               /* task index inside the job */
+    enum tsr_renderer renderer; /* which adapter runs it */
+    char archive[TSR_HASH_HEX]; /* sha256 of the scene archive */
+    uint64_t archive_size;      /* its size in bytes */
+    char *scene;                /* scene file inside the archive; "" if none */
+    int64_t frame_start;        /* first frame */
+    int64_t frame_end;          /* last frame (inclusive) */
+    struct tsr_region region;   /* pixels to render, half-open */
+    int width;                  /* full frame width; 0 when unknown */
+    int height;                 /* full frame height; 0 when unknown */
+    char *command;              /* command template; "" for builtin */
+    int outputs_image;          /* 1: one EXR per frame expected; 0: none */
+    int64_t timeout_s;          /* wall-clock limit; 0 = none */
 };
 
 /*
@@ -58,7 +58,8 @@ struct tsr_task_spec {
  * attempt id if that much could be read, else -1.
  * Returns 0, TSR_EPROTO, TSR_ENOMEM.
  */
-int tsr_task_parse(const cJSON *hdr, struct tsr_task_spec *spec, char *err, size_t errlen);
+int tsr_task_parse(const cJSON *hdr, struct tsr_task_spec *spec, char *err,
+                   size_t errlen);
 
 /* Frees the strings of spec and empties it; spec itself is the caller's. */
 void tsr_task_spec_clear(struct tsr_task_spec *spec);

@@ -41,24 +41,24 @@ enum s_state {
 };
 
 struct tsr_upload {
-    struct tsr_spool *spool;  /* where the files are; borrowed */
-    int64_t attempt;          /* the result's attempt */
-    cJSON *record;            /* the spooled record, owned */
-    enum s_state state;       /* see the diagram above */
-    int file;                 /* index of the file in transfer */
-    int nfiles;               /* files in the record */
-    int64_t rid;              /* request id of the current transfer */
-    char hash[TSR_HASH_HEX];  /* the current file's hash */
-    uint64_t size;            /* its size */
-    char name[256];           /* its name in the spool entry */
-    int fd;                   /* it, open for reading; -1 when none */
-    uint64_t chunk;           /* chunk size PUT_OK asked for */
-    int credit;               /* chunks PUT_OK allows in flight */
-    uint64_t next_off;        /* offset of the next chunk to send */
-    int inflight;             /* chunks sent and not answered */
-    unsigned char *buf;       /* one chunk, read from the file */
-    int errors;               /* ERRORs and bad answers so far */
-    int64_t last_ms;          /* last request sent or answer taken */
+    struct tsr_spool *spool; /* where the files are; borrowed */
+    int64_t attempt;         /* the result's attempt */
+    cJSON *record;           /* the spooled record, owned */
+    enum s_state state;      /* see the diagram above */
+    int file;                /* index of the file in transfer */
+    int nfiles;              /* files in the record */
+    int64_t rid;             /* request id of the current transfer */
+    char hash[TSR_HASH_HEX]; /* the current file's hash */
+    uint64_t size;           /* its size */
+    char name[256];          /* its name in the spool entry */
+    int fd;                  /* it, open for reading; -1 when none */
+    uint64_t chunk;          /* chunk size PUT_OK asked for */
+    int credit;              /* chunks PUT_OK allows in flight */
+    uint64_t next_off;       /* offset of the next chunk to send */
+    int inflight;            /* chunks sent and not answered */
+    unsigned char *buf;      /* one chunk, read from the file */
+    int errors;              /* ERRORs and bad answers so far */
+    int64_t last_ms;         /* last request sent or answer taken */
 };
 
 int tsr_upload_new(struct tsr_spool *spool, int64_t attempt, cJSON **record,
@@ -118,7 +118,8 @@ static enum tsr_upload_event s_send_result(struct tsr_upload *u, struct tsr_agen
         cJSON_Delete(files);
         return TSR_UPLOAD_TAKEN;
     }
-    static const char *const keep[] = {"attempt", "ok", "render_ms", "log", "class", "error"};
+    static const char *const keep[] = {"attempt", "ok",    "render_ms",
+                                       "log",     "class", "error"};
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(u->record, keep[i]);
         if (v)
@@ -132,8 +133,8 @@ static enum tsr_upload_event s_send_result(struct tsr_upload *u, struct tsr_agen
             break;
         static const char *const fk[] = {"frame", "hash", "size"};
         for (size_t i = 0; i < 3; i++)
-            cJSON_AddItemToObject(e, fk[i],
-                                  cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(f, fk[i]), 1));
+            cJSON_AddItemToObject(
+                e, fk[i], cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(f, fk[i]), 1));
         cJSON_AddItemToArray(files, e);
     }
     cJSON_AddItemToObject(h, "files", files);
@@ -152,7 +153,8 @@ static enum tsr_upload_event s_send_result(struct tsr_upload *u, struct tsr_agen
 static enum tsr_upload_event s_give_up(struct tsr_upload *u, struct tsr_agent *a,
                                        const char *why)
 {
-    tsr_log(TSR_LOG_WARN, S_LOG, "attempt %" PRId64 ": upload failed: %s", u->attempt, why);
+    tsr_log(TSR_LOG_WARN, S_LOG, "attempt %" PRId64 ": upload failed: %s", u->attempt,
+            why);
     s_close_file(u);
     cJSON_ReplaceItemInObject(u->record, "ok", cJSON_CreateFalse());
     cJSON_DeleteItemFromObject(u->record, "files");
@@ -164,13 +166,15 @@ static enum tsr_upload_event s_give_up(struct tsr_upload *u, struct tsr_agent *a
     u->nfiles = 0;
     int rc = tsr_spool_rewrite(u->spool, u->attempt, u->record);
     if (rc != 0)
-        tsr_log(TSR_LOG_WARN, S_LOG, "attempt %" PRId64 ": cannot rewrite spooled result: %s",
-                u->attempt, tsr_strerror(rc));
+        tsr_log(TSR_LOG_WARN, S_LOG,
+                "attempt %" PRId64 ": cannot rewrite spooled result: %s", u->attempt,
+                tsr_strerror(rc));
     u->file = 0;
     return s_send_result(u, a);
 }
 
-static int s_send_put(struct tsr_upload *u, struct tsr_agent *a, const char *cmd, int with_size)
+static int s_send_put(struct tsr_upload *u, struct tsr_agent *a, const char *cmd,
+                      int with_size)
 {
     cJSON *h = cJSON_CreateObject();
     if (!h)
@@ -211,7 +215,8 @@ static enum tsr_upload_event s_begin_file(struct tsr_upload *u, struct tsr_agent
     u->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (u->fd < 0) {
         char why[PATH_MAX + 64];
-        snprintf(why, sizeof why, "cannot open spooled file '%s': %s", path, strerror(errno));
+        snprintf(why, sizeof why, "cannot open spooled file '%s': %s", path,
+                 strerror(errno));
         return s_give_up(u, a, why);
     }
     u->rid = tsr_agent_rid(a);
@@ -280,7 +285,8 @@ static enum tsr_upload_event s_pump(struct tsr_upload *u, struct tsr_agent *a)
 }
 
 /* A bad answer or an ERROR: restart the file, or give up after too many. */
-static enum tsr_upload_event s_retry(struct tsr_upload *u, struct tsr_agent *a, const char *why)
+static enum tsr_upload_event s_retry(struct tsr_upload *u, struct tsr_agent *a,
+                                     const char *why)
 {
     if (++u->errors >= TSR_UPLOAD_TRIES) {
         char msg[600];
@@ -314,7 +320,8 @@ enum tsr_upload_event tsr_upload_on_msg(struct tsr_upload *u, struct tsr_agent *
         int have = 0;
         int64_t chunk = TSR_PROTO_CHUNK, credit = 1;
         if (tsr_hdr_bool_opt(m->hdr, "have", &have, err, sizeof err) != 0 ||
-            tsr_hdr_int_opt(m->hdr, "chunk", 1, TSR_PROTO_MAX_BODY, &chunk, err, sizeof err) ||
+            tsr_hdr_int_opt(m->hdr, "chunk", 1, TSR_PROTO_MAX_BODY, &chunk, err,
+                            sizeof err) ||
             tsr_hdr_int_opt(m->hdr, "credit", 1, TSR_UPLOAD_MAX_CREDIT, &credit, err,
                             sizeof err) != 0)
             return s_retry(u, a, err);
@@ -330,9 +337,11 @@ enum tsr_upload_event tsr_upload_on_msg(struct tsr_upload *u, struct tsr_agent *
     }
     if (strcmp(m->cmd, "CHUNK_OK") == 0 && u->state == S_CHUNKS) {
         int64_t off = 0;
-        if (tsr_hdr_int(m->hdr, "offset", 0, INT64_C(1) << 53, &off, err, sizeof err) != 0)
+        if (tsr_hdr_int(m->hdr, "offset", 0, INT64_C(1) << 53, &off, err, sizeof err) !=
+            0)
             return s_retry(u, a, err);
-        if ((uint64_t)off >= u->next_off || (uint64_t)off % u->chunk != 0 || u->inflight == 0)
+        if ((uint64_t)off >= u->next_off || (uint64_t)off % u->chunk != 0 ||
+            u->inflight == 0)
             return s_retry(u, a, "CHUNK_OK for a chunk not in flight");
         u->inflight--;
         return s_pump(u, a);
@@ -365,8 +374,9 @@ int64_t tsr_upload_tick(struct tsr_upload *u, struct tsr_agent *a, int64_t now)
     if (u->state != S_PUT && u->state != S_CHUNKS && u->state != S_END)
         return INT64_MAX;
     if (now - u->last_ms >= TSR_UPLOAD_STALL_MS) {
-        tsr_log(TSR_LOG_WARN, S_LOG, "attempt %" PRId64 ": upload of '%s' stalled; restarting",
-                u->attempt, u->name);
+        tsr_log(TSR_LOG_WARN, S_LOG,
+                "attempt %" PRId64 ": upload of '%s' stalled; restarting", u->attempt,
+                u->name);
         s_begin_file(u, a);
         if (u->state == S_IDLE || u->state == S_SENT)
             return INT64_MAX;

@@ -24,9 +24,9 @@
 #include "agent.h"
 #include "spool.h"
 
-#define TSR_UPLOAD_TRIES 3          /* ERRORs before the result becomes a failure */
-#define TSR_UPLOAD_STALL_MS 30000   /* silence before a transfer restarts */
-#define TSR_UPLOAD_MAX_CREDIT 1024  /* most chunks in flight we accept as credit */
+#define TSR_UPLOAD_TRIES 3         /* ERRORs before the result becomes a failure */
+#define TSR_UPLOAD_STALL_MS 30000  /* silence before a transfer restarts */
+#define TSR_UPLOAD_MAX_CREDIT 1024 /* most chunks in flight we accept as credit */
 
 struct tsr_upload;
 

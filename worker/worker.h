@@ -3,17 +3,7 @@
  * connection to the master (agent), the scene cache, the renderer children
  * and the result spool, and moves each task through them.
  *
- * A task's life (an attempt, named by its id):
- *
- *   TASK --> FETCHING --archive ready--> RUNNING --child reaped--> spooled
- *              |                          |  CANCEL                  |
- *              | archive failed           v                          | files uploaded,
- *              |                      STOPPING --reaped--> gone      | RESULT sent
- *              v                      (no result)                    v
- *          spooled (a failure) ---------------------------------> waiting --RESULT_ACK--> gone
- *
- * A task holds one slot from TASK until its RESULT first goes out (or it is
- * cancelled); each freed slot is offered back with READY {credit: 1}.
+ * attempts.c has each attempt's life (core.h: diagram and table).
  */
 #ifndef TESSERA_WORKER_WORKER_H
 #define TESSERA_WORKER_WORKER_H

@@ -39,10 +39,10 @@
 #include "tessera/proto.h"
 #include "tessera/util.h"
 
-#define HB_MS 100      /* heartbeat of the fake master and the worker */
-#define LIVENESS 3     /* worker gives up on us after 300 ms of silence */
-#define WAIT_MS 10000  /* the longest any expectation waits */
-#define MAX_QUEUE 256  /* messages held for the test */
+#define HB_MS 100     /* heartbeat of the fake master and the worker */
+#define LIVENESS 3    /* worker gives up on us after 300 ms of silence */
+#define WAIT_MS 10000 /* the longest any expectation waits */
+#define MAX_QUEUE 256 /* messages held for the test */
 
 /* A blob the fake master serves: hash names data (unless lying on purpose). */
 struct blob {
@@ -61,40 +61,40 @@ struct upload {
 
 /* The fake master and the worker it talks to. */
 struct fm {
-    void *ctx;                      /* ZeroMQ context */
-    void *sock;                     /* ROUTER, or NULL while "down" */
-    char endpoint[128];             /* where it listens */
-    unsigned char peer[256];        /* the worker's routing id */
-    size_t peer_len;                /* its length; 0 before HELLO */
-    int welcomed;                   /* WELCOME sent to this peer */
-    int64_t hb_at;                  /* next HEARTBEAT due */
-    struct tsr_msg q[MAX_QUEUE];    /* messages for the test */
-    int nq;                         /* their count */
-    int gets;                       /* GETs answered */
-    int hold_gets;                  /* >0: hold this many GETs, answer them backwards */
-    struct tsr_msg held[8];         /* GETs held */
-    int nheld;                      /* their count */
-    int puts;                       /* PUTs answered */
-    int chunks;                     /* CHUNKs taken */
-    int put_chunk;                  /* chunk size PUT_OK asks for */
-    int put_credit;                 /* credit PUT_OK gives */
-    int inflight_max;               /* most CHUNKs seen unanswered... */
-    struct upload ups[16];          /* files uploaded */
-    int nups;                       /* their count */
-    pid_t pid;                      /* the worker process; 0 when none */
-    char dir[256];                  /* temporary folder: cache, notes */
-    char cache[320];                /* the worker's --cache */
+    void *ctx;                   /* ZeroMQ context */
+    void *sock;                  /* ROUTER, or NULL while "down" */
+    char endpoint[128];          /* where it listens */
+    unsigned char peer[256];     /* the worker's routing id */
+    size_t peer_len;             /* its length; 0 before HELLO */
+    int welcomed;                /* WELCOME sent to this peer */
+    int64_t hb_at;               /* next HEARTBEAT due */
+    struct tsr_msg q[MAX_QUEUE]; /* messages for the test */
+    int nq;                      /* their count */
+    int gets;                    /* GETs answered */
+    int hold_gets;               /* >0: hold this many GETs, answer them backwards */
+    struct tsr_msg held[8];      /* GETs held */
+    int nheld;                   /* their count */
+    int puts;                    /* PUTs answered */
+    int chunks;                  /* CHUNKs taken */
+    int put_chunk;               /* chunk size PUT_OK asks for */
+    int put_credit;              /* credit PUT_OK gives */
+    int inflight_max;            /* most CHUNKs seen unanswered... */
+    struct upload ups[16];       /* files uploaded */
+    int nups;                    /* their count */
+    pid_t pid;                   /* the worker process; 0 when none */
+    char dir[256];               /* temporary folder: cache, notes */
+    char cache[320];             /* the worker's --cache */
 };
 
-static const char *g_worker;       /* path of tessera-worker */
-static char g_tmp[128];            /* this run's temporary folder */
-static struct blob g_blobs[8];     /* archives the fake master holds */
+static const char *g_worker;   /* path of tessera-worker */
+static char g_tmp[128];        /* this run's temporary folder */
+static struct blob g_blobs[8]; /* archives the fake master holds */
 static int g_nblobs;
-static struct blob *g_small;       /* scene.json and a piece.exr */
-static struct blob *g_big;         /* 2.5 MiB: three GETs */
-static struct blob *g_liar;        /* served under a hash that is not its own */
-static struct blob *g_orbit;       /* examples/orbit, when found */
-static char g_piece_hash[TSR_HASH_HEX];  /* hash of piece.exr */
+static struct blob *g_small;            /* scene.json and a piece.exr */
+static struct blob *g_big;              /* 2.5 MiB: three GETs */
+static struct blob *g_liar;             /* served under a hash that is not its own */
+static struct blob *g_orbit;            /* examples/orbit, when found */
+static char g_piece_hash[TSR_HASH_HEX]; /* hash of piece.exr */
 static size_t g_piece_size;
 
 /* ---- fake master -------------------------------------------------------- */
@@ -107,7 +107,8 @@ static struct blob *s_blob(const char *hash)
     return NULL;
 }
 
-static void s_send(struct fm *m, const char *cmd, cJSON *hdr, const void *body, size_t len)
+static void s_send(struct fm *m, const char *cmd, cJSON *hdr, const void *body,
+                   size_t len)
 {
     assert_non_null(m->sock);
     assert_int_equal(tsr_msg_send(m->sock, m->peer, m->peer_len, cmd, hdr, body, len), 0);
@@ -239,8 +240,8 @@ static void s_serve_put(struct fm *m, const struct tsr_msg *msg)
         char got[TSR_HASH_HEX];
         tsr_hash_buf(u->data, u->size, got);
         if (strcmp(got, hash) != 0) {
-            assert_int_equal(tsr_msg_send_error(m->sock, m->peer, m->peer_len, "PUT_END", rid,
-                                                TSR_EHASH, "hash mismatch"),
+            assert_int_equal(tsr_msg_send_error(m->sock, m->peer, m->peer_len, "PUT_END",
+                                                rid, TSR_EHASH, "hash mismatch"),
                              0);
             return;
         }
@@ -472,7 +473,8 @@ static void s_up(struct fm *m, int slots)
 {
     s_start_worker(m, slots);
     cJSON *hello = s_handshake(m, slots);
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(hello, "running")), 0);
+    assert_int_equal(
+        cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(hello, "running")), 0);
     cJSON_Delete(hello);
     assert_int_equal(s_expect_ready(m), slots);
 }
@@ -571,7 +573,8 @@ static void test_task_ok(void **state)
 {
     struct fm *m = *state;
     s_up(m, 2);
-    s_task(m, 101, "echo progress: 50; echo rendering {frame}-{frame_end} {width}x{height}; true",
+    s_task(m, 101,
+           "echo progress: 50; echo rendering {frame}-{frame_end} {width}x{height}; true",
            NULL);
     struct tsr_msg msg;
     s_expect(m, "PROGRESS", 101, &msg);
@@ -579,7 +582,8 @@ static void test_task_ok(void **state)
     tsr_msg_clear(&msg);
     cJSON *res = s_result(m, 101);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "ok")));
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(res, "files")), 0);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(res, "files")),
+                     0);
     assert_non_null(strstr(s_str(res, "log"), "progress: 50\nrendering 1-1 8x4\n"));
     assert_true(s_int(res, "render_ms") >= 0);
     assert_null(cJSON_GetObjectItemCaseSensitive(res, "class"));
@@ -599,8 +603,9 @@ static void test_task_ok(void **state)
     assert_true(tsr_path_exists(scene));
 
     /* A second task on the same archive downloads nothing. */
-    s_task(m, 102, "test -f {scene} && test \"$PWD\" = {taskdir} && test \"$HOME\" = \"$PWD\" "
-                   "&& test \"$TESSERA_FRAME\" = 1",
+    s_task(m, 102,
+           "test -f {scene} && test \"$PWD\" = {taskdir} && test \"$HOME\" = \"$PWD\" "
+           "&& test \"$TESSERA_FRAME\" = 1",
            NULL);
     res = s_result(m, 102);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "ok")));
@@ -708,16 +713,18 @@ static void test_bad_input(void **state)
     struct task_opts o = {.region = {0, 0, 9, 4}};
     s_task(m, 401, "true", &o);
     cJSON *res = s_result(m, 401);
-    s_assert_failed(res, "bad_task", "field 'region' [0, 0, 9, 4] lies outside the 8x4 frame");
+    s_assert_failed(res, "bad_task",
+                    "field 'region' [0, 0, 9, 4] lies outside the 8x4 frame");
     cJSON_Delete(res);
     assert_int_equal(s_expect_ready(m), 1);
     s_ack(m, 401, 1);
 
     /* A scene path that climbs out of the archive. */
-    cJSON *h = cJSON_Parse("{\"attempt\":402,\"job\":1,\"task\":0,\"renderer\":\"command\","
-                           "\"archive_size\":10,\"scene\":\"../../etc/passwd\",\"frame_start\":1,"
-                           "\"frame_end\":1,\"region\":[0,0,1,1],\"width\":1,\"height\":1,"
-                           "\"command\":\"true\",\"outputs\":\"none\"}");
+    cJSON *h = cJSON_Parse(
+        "{\"attempt\":402,\"job\":1,\"task\":0,\"renderer\":\"command\","
+        "\"archive_size\":10,\"scene\":\"../../etc/passwd\",\"frame_start\":1,"
+        "\"frame_end\":1,\"region\":[0,0,1,1],\"width\":1,\"height\":1,"
+        "\"command\":\"true\",\"outputs\":\"none\"}");
     cJSON_AddStringToObject(h, "archive", g_small->hash);
     s_send(m, "TASK", h, NULL, 0);
     res = s_result(m, 402);
@@ -727,7 +734,8 @@ static void test_bad_input(void **state)
     s_ack(m, 402, 1);
 
     /* Garbage: wrong signature, a TASK without attempt, wrong types. */
-    assert_int_equal(zmq_send(m->sock, m->peer, m->peer_len, ZMQ_SNDMORE), (int)m->peer_len);
+    assert_int_equal(zmq_send(m->sock, m->peer, m->peer_len, ZMQ_SNDMORE),
+                     (int)m->peer_len);
     assert_int_equal(zmq_send(m->sock, "XXXX", 4, 0), 4);
     s_send(m, "TASK", cJSON_Parse("{\"job\": 1}"), NULL, 0);
     s_send(m, "CANCEL", cJSON_Parse("{\"attempt\": \"x\"}"), NULL, 0);
@@ -793,9 +801,12 @@ static void test_images(void **state)
     m->put_chunk = 256; /* several chunks per file, under a credit of 2 */
     m->put_credit = 2;
     s_up(m, 1);
-    struct task_opts o = {.outputs = "image", .frame_start = 1, .frame_end = 2,
-                          .region = {0, 0, 4, 2}};
-    s_task(m, 601, "cp {scene_dir}/piece.exr out_0001.exr && cp {scene_dir}/piece.exr {taskdir}/out_0002.exr", &o);
+    struct task_opts o = {
+        .outputs = "image", .frame_start = 1, .frame_end = 2, .region = {0, 0, 4, 2}};
+    s_task(m, 601,
+           "cp {scene_dir}/piece.exr out_0001.exr && cp {scene_dir}/piece.exr "
+           "{taskdir}/out_0002.exr",
+           &o);
     cJSON *res = s_result(m, 601);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "ok")));
     const cJSON *files = cJSON_GetObjectItemCaseSensitive(res, "files");
@@ -866,9 +877,9 @@ static void test_reconnect_resend(void **state)
     assert_int_equal(cJSON_GetArraySize(running), 2);
     int seen = 0;
     for (int i = 0; i < 2; i++)
-        seen |= cJSON_GetArrayItem(running, i)->valuedouble == 701 ? 1
-              : cJSON_GetArrayItem(running, i)->valuedouble == 702 ? 2
-                                                                   : 0;
+        seen |= cJSON_GetArrayItem(running, i)->valuedouble == 701   ? 1
+                : cJSON_GetArrayItem(running, i)->valuedouble == 702 ? 2
+                                                                     : 0;
     assert_int_equal(seen, 3);
     cJSON_Delete(hello);
     /* One slot is busy with 702; 701's slot was given back before. */
@@ -992,7 +1003,8 @@ static void test_builtin(void **state)
         struct tsr_image_limits lim;
         tsr_image_limits_default(&lim);
         struct tsr_region want = {160, 90, 192, 108};
-        assert_int_equal(tsr_image_verify(path, &lim, &want, 320, 180, NULL, err, sizeof err), 0);
+        assert_int_equal(
+            tsr_image_verify(path, &lim, &want, 320, 180, NULL, err, sizeof err), 0);
     }
     cJSON_Delete(res);
     s_ack(m, 901, 1);
@@ -1004,8 +1016,9 @@ static void test_flags(void **state)
 {
     (void)state;
     const char *bad[][3] = {
-        {"--slots", "0", NULL}, {"--bogus", NULL, NULL}, {"--heartbeat-ms", "x", NULL},
-        {"--log-level", "loud", NULL}, {"--liveness", NULL, NULL},
+        {"--slots", "0", NULL},        {"--bogus", NULL, NULL},
+        {"--heartbeat-ms", "x", NULL}, {"--log-level", "loud", NULL},
+        {"--liveness", NULL, NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int p[2];
