@@ -42,7 +42,7 @@
 #define MASTER_PATH_MAX 1024    /* scene paths inside an archive */
 #define MASTER_COMMAND_MAX 4096 /* command templates */
 #define MASTER_MAX_TASKS 1000000
-#define MASTER_MAX_TILES 16     /* per axis */
+#define MASTER_MAX_TILES 64     /* per axis */
 #define MASTER_MAX_CHUNK 10000
 
 enum task_state {
