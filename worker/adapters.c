@@ -165,6 +165,25 @@ static int s_executable(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
 }
 
+int tsr_adapter_which(const char *name, char *buf, size_t size)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = S_PATH;
+    while (*path) {
+        const char *colon = strchr(path, ':');
+        size_t len = colon ? (size_t)(colon - path) : strlen(path);
+        /* Only absolute entries: programs run in other folders. */
+        if (len > 0 && path[0] == '/' &&
+            tsr_fmt(buf, size, "%.*s/%s", (int)len, path, name) == 0 && s_executable(buf))
+            return 0;
+        path += len;
+        if (*path == ':')
+            path++;
+    }
+    return TSR_ENOTFOUND;
+}
+
 int tsr_adapter_find_render(char *buf, size_t size)
 {
     char self[PATH_MAX];
@@ -178,22 +197,7 @@ int tsr_adapter_find_render(char *buf, size_t size)
                 return 0;
         }
     }
-    const char *path = getenv("PATH");
-    if (!path || !*path)
-        path = S_PATH;
-    while (*path) {
-        const char *colon = strchr(path, ':');
-        size_t len = colon ? (size_t)(colon - path) : strlen(path);
-        /* Only absolute entries: the renderer runs in another folder. */
-        if (len > 0 && path[0] == '/' &&
-            tsr_fmt(buf, size, "%.*s/tessera-render", (int)len, path) == 0 &&
-            s_executable(buf))
-            return 0;
-        path += len;
-        if (*path == ':')
-            path++;
-    }
-    return TSR_ENOTFOUND;
+    return tsr_adapter_which("tessera-render", buf, size);
 }
 
 void tsr_cmdline_clear(struct tsr_cmdline *cl)

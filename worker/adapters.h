@@ -63,4 +63,9 @@ int tsr_adapter_output_name(int64_t frame, char *buf, size_t size);
  * absolute path. Returns 0 or TSR_ENOTFOUND. */
 int tsr_adapter_find_render(char *buf, size_t size);
 
+/* Finds the executable name in the absolute entries of this process's PATH
+ * (the default PATH when unset); writes its path. Returns 0 or
+ * TSR_ENOTFOUND. */
+int tsr_adapter_which(const char *name, char *buf, size_t size);
+
 #endif

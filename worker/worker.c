@@ -10,6 +10,7 @@
  * of delay.
  */
 #include "core.h"
+#include "probe.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -167,49 +168,6 @@ static void s_lost(void *ctx)
 
 /* ---- start, loop, stop -------------------------------------------------- */
 
-/* Asks nvidia-smi for the GPUs, if it is installed; [] otherwise. */
-static cJSON *s_probe_gpus(void)
-{
-    cJSON *gpus = cJSON_CreateArray();
-    if (!gpus)
-        return NULL;
-    const char *dirs[] = {"/usr/bin", "/usr/local/bin", "/bin"};
-    int found = 0;
-    for (size_t i = 0; i < 3 && !found; i++) {
-        char path[64];
-        snprintf(path, sizeof path, "%s/nvidia-smi", dirs[i]);
-        found = access(path, X_OK) == 0;
-    }
-    if (!found)
-        return gpus;
-    FILE *p =
-        popen("nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits "
-              "2>/dev/null",
-              "r");
-    if (!p)
-        return gpus;
-    char line[512];
-    while (fgets(line, sizeof line, p) && cJSON_GetArraySize(gpus) < 64) {
-        char *comma = strrchr(line, ',');
-        if (!comma)
-            continue;
-        *comma = '\0';
-        char *name = line;
-        while (*name == ' ')
-            name++;
-        long long mb = strtoll(comma + 1, NULL, 10);
-        tsr_text_sanitize(name, strlen(name));
-        cJSON *g = cJSON_CreateObject();
-        if (!g)
-            break;
-        cJSON_AddStringToObject(g, "name", name);
-        cJSON_AddNumberToObject(g, "memory_mb", (double)(mb > 0 ? mb : 0));
-        cJSON_AddItemToArray(gpus, g);
-    }
-    pclose(p);
-    return gpus;
-}
-
 /* Loads the spool left by an earlier run; its results are re-sent after
  * the first WELCOME. */
 static void s_load_spool(struct tsr_core *w)
@@ -266,11 +224,9 @@ static int s_open(struct tsr_core *w)
         return rc;
     }
     s_load_spool(w);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    w->cores = cores > 0 ? (int)cores : 1;
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    w->memory_mb = pages > 0 && page > 0 ? (int64_t)pages * page / (1024 * 1024) : 0;
-    w->gpus = s_probe_gpus();
+    w->cores = tsr_probe_cores();
+    w->memory_mb = tsr_probe_memory_mb();
+    w->gpus = tsr_probe_gpus();
     if (!w->gpus)
         return TSR_ENOMEM;
     struct tsr_agent_config acfg = {w->cfg->master, w->cfg->heartbeat_ms,

@@ -82,6 +82,7 @@ struct fm {
     struct upload ups[16];       /* files uploaded */
     int nups;                    /* their count */
     pid_t pid;                   /* the worker process; 0 when none */
+    const char *path_prefix;     /* put in front of the worker's PATH */
     char dir[256];               /* temporary folder: cache, notes */
     char cache[320];             /* the worker's --cache */
 };
@@ -379,6 +380,11 @@ static void s_start_worker(struct fm *m, int slots)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        if (m->path_prefix) {
+            char path[2048];
+            snprintf(path, sizeof path, "%s:%s", m->path_prefix, getenv("PATH"));
+            setenv("PATH", path, 1);
+        }
         execl(g_worker, g_worker, "--master", m->endpoint, "--hub", "testhub", "--name",
               "w1", "--slots", slots_s, "--cache", m->cache, "--heartbeat-ms", hb,
               "--liveness", lv, "--log-level", "debug", (char *)NULL);
@@ -1011,6 +1017,35 @@ static void test_builtin(void **state)
     assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGTERM)), 0);
 }
 
+/* GPUs come from nvidia-smi on PATH; lines it cannot mean are skipped. */
+static void test_gpus(void **state)
+{
+    struct fm *m = *state;
+    char bin[512], smi[600];
+    snprintf(bin, sizeof bin, "%s/bin", m->dir);
+    assert_int_equal(tsr_mkdir_p(bin), 0);
+    snprintf(smi, sizeof smi, "%s/nvidia-smi", bin);
+    const char *script = "#!/bin/sh\n"
+                         "[ \"$*\" = \"--query-gpu=name,memory.total "
+                         "--format=csv,noheader,nounits\" ] || exit 9\n"
+                         "printf 'NVIDIA H100 80GB HBM3, 81559\\nweird line\\nTesla T4 , "
+                         "15360\\nX, [N/A]\\n'\n";
+    assert_int_equal(tsr_write_file_atomic(smi, script, strlen(script)), 0);
+    assert_int_equal(chmod(smi, 0755), 0);
+    m->path_prefix = bin;
+    s_start_worker(m, 1);
+    cJSON *hello = s_handshake(m, 1);
+    const cJSON *gpus = cJSON_GetObjectItemCaseSensitive(hello, "gpus");
+    assert_int_equal(cJSON_GetArraySize(gpus), 2);
+    assert_string_equal(s_str(cJSON_GetArrayItem(gpus, 0), "name"),
+                        "NVIDIA H100 80GB HBM3");
+    assert_int_equal(s_int(cJSON_GetArrayItem(gpus, 0), "memory_mb"), 81559);
+    assert_string_equal(s_str(cJSON_GetArrayItem(gpus, 1), "name"), "Tesla T4");
+    assert_int_equal(s_int(cJSON_GetArrayItem(gpus, 1), "memory_mb"), 15360);
+    cJSON_Delete(hello);
+    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGTERM)), 0);
+}
+
 /* Bad flags: one line, exit 2. */
 static void test_flags(void **state)
 {
@@ -1158,6 +1193,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_reconnect_resend, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_restart_spool, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_builtin, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_gpus, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, s_group_setup, s_group_teardown);
 }
