@@ -21,6 +21,9 @@
 
 #include "worker.h"
 
+/* Longest worker or hub name; the master keeps names of up to 63 bytes. */
+#define S_NAME_MAX 63
+
 static volatile sig_atomic_t s_stop;
 static int s_wake[2] = {-1, -1};
 
@@ -87,12 +90,12 @@ static int s_int(const char *flag, const char *text, long min, long max)
 static const char *s_name(const char *flag, const char *text)
 {
     size_t n = strlen(text);
-    int ok = n > 0 && n <= 128;
+    int ok = n > 0 && n <= S_NAME_MAX;
     for (size_t i = 0; ok && i < n; i++)
         ok = (unsigned char)text[i] > 0x20 && (unsigned char)text[i] < 0x7f;
     if (!ok) {
         fprintf(stderr,
-                "tessera-worker: %s must be 1 to 128 printable characters without "
+                "tessera-worker: %s must be 1 to 63 printable characters without "
                 "spaces, not '%s'\n",
                 flag, text);
         exit(2);
@@ -191,6 +194,7 @@ int main(int argc, char **argv)
         if (gethostname(host, sizeof host) != 0 || !host[0])
             snprintf(host, sizeof host, "worker");
         host[sizeof host - 1] = '\0';
+        host[S_NAME_MAX] = '\0'; /* a long FQDN still names the worker */
         cfg.name = host;
     }
     if (tsr_hash_init_library() != 0) {

@@ -571,6 +571,31 @@ static void s_spool_path(struct fm *m, int64_t attempt, char *buf, size_t size)
     snprintf(buf, size, "%s/spool/%lld", m->cache, (long long)attempt);
 }
 
+/* The process whose pid is in pidfile is gone (or a zombie of init, which
+ * in a container may never reap it) within a few seconds. */
+static void s_assert_gone(struct fm *m, const char *pidfile)
+{
+    char *text = NULL;
+    assert_int_equal(tsr_read_file(pidfile, 64, &text, NULL), 0);
+    pid_t pid = (pid_t)atoi(text);
+    free(text);
+    assert_true(pid > 0);
+    int64_t end = tsr_now_ms() + 3000;
+    for (;;) {
+        if (kill(pid, 0) != 0)
+            return;
+        char stat[64], *st = NULL;
+        snprintf(stat, sizeof stat, "/proc/%d/stat", (int)pid);
+        int zombie = tsr_read_file(stat, 4096, &st, NULL) == 0 && strstr(st, ") Z ");
+        free(st);
+        if (zombie)
+            return;
+        if (tsr_now_ms() > end)
+            fail_msg("process %d outlived its renderer", (int)pid);
+        s_pump(m, 20);
+    }
+}
+
 /* ---- the tests ------------------------------------------------------------ */
 
 /* A task that succeeds: archive fetched, progress reported, result kept in
@@ -662,25 +687,18 @@ static void test_failures(void **state)
     s_assert_failed(res, "timeout", "renderer ran past its timeout of 1 s");
     assert_true(tsr_now_ms() - t0 < 5000);
     cJSON_Delete(res);
-    char *text = NULL;
-    assert_int_equal(tsr_read_file(pidfile, 64, &text, NULL), 0);
-    pid_t sleeper = (pid_t)atoi(text);
-    free(text);
-    assert_true(sleeper > 0);
-    /* The sleeper was in the task's group: it is gone (or a zombie of init). */
-    int64_t end = tsr_now_ms() + 3000;
-    while (kill(sleeper, 0) == 0 && tsr_now_ms() < end) {
-        char stat[64], *st = NULL;
-        snprintf(stat, sizeof stat, "/proc/%d/stat", (int)sleeper);
-        if (tsr_read_file(stat, 4096, &st, NULL) == 0 && strstr(st, ") Z ")) {
-            free(st);
-            break;
-        }
-        free(st);
-        s_pump(m, 20);
-    }
+    s_assert_gone(m, pidfile);
     assert_int_equal(s_expect_ready(m), 1);
     s_ack(m, 203, 1);
+
+    /* A renderer that leaves a helper behind: the helper dies with it. */
+    snprintf(pidfile, sizeof pidfile, "%s/straggler.pid", m->dir);
+    snprintf(cmd, sizeof cmd, "sleep 30 & echo $! > '%s'; exit 0", pidfile);
+    s_task(m, 204, cmd, NULL);
+    res = s_result(m, 204);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "ok")));
+    cJSON_Delete(res);
+    s_assert_gone(m, pidfile);
     assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGTERM)), 0);
 }
 
