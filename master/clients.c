@@ -65,6 +65,8 @@ static cJSON *s_frame_json(const struct job *j, uint32_t i)
     return o;
 }
 
+static void s_sheet(struct master *m, struct tsr_msg *msg, int64_t rid, struct job *j);
+
 void clients_on_message(struct master *m, struct tsr_msg *msg)
 {
     int64_t rid = -1;
@@ -116,6 +118,10 @@ void clients_on_message(struct master *m, struct tsr_msg *msg)
             cJSON_AddStringToObject(h, "state", job_state_name(j->state));
             s_reply(m, msg, "CANCELLED", rid, h);
         }
+    } else if (strcmp(c, "SHEET") == 0) {
+        struct job *j = s_job_arg(m, msg, rid);
+        if (j)
+            s_sheet(m, msg, rid, j);
     } else if (strcmp(c, "FRAMES") == 0) {
         struct job *j = s_job_arg(m, msg, rid);
         if (j) {
@@ -137,4 +143,68 @@ void clients_on_message(struct master *m, struct tsr_msg *msg)
         snprintf(err, sizeof err, "unknown command '%s' on the client endpoint", c);
         master_send_error(m, m->clients, msg->peer, msg->peer_len, c, rid, TSR_EPROTO, err);
     }
+}
+
+#define SHEET_MAX_FRAMES 1024 /* thumbnails in one contact sheet */
+
+/* SHEET: a contact sheet of the job's done frames, made on a pool thread and
+ * kept as a blob. Past SHEET_MAX_FRAMES the frames are sampled evenly. */
+static void s_sheet(struct master *m, struct tsr_msg *msg, int64_t rid, struct job *j)
+{
+    uint32_t done = 0;
+    for (uint32_t i = 0; i < j->nframes; i++)
+        done += j->frame_info[i].state == FRAME_DONE && j->frame_info[i].hash[0];
+    if (done == 0) {
+        char err[128];
+        snprintf(err, sizeof err, "job %llu has no finished frames yet",
+                 (unsigned long long)j->id);
+        master_send_error(m, m->clients, msg->peer, msg->peer_len, "SHEET", rid,
+                          TSR_ENOTFOUND, err);
+        return;
+    }
+    uint32_t n = done < SHEET_MAX_FRAMES ? done : SHEET_MAX_FRAMES;
+    struct pool_req *req = calloc(1, sizeof *req);
+    req->kind = POOL_CONTACT_SHEET;
+    memcpy(req->peer, msg->peer, msg->peer_len);
+    req->peer_len = msg->peer_len;
+    req->rid = rid;
+    req->job = j->id;
+    req->npieces = n;
+    req->pieces = calloc(n, sizeof *req->pieces);
+    req->labels = calloc(n, sizeof *req->labels);
+    for (uint32_t i = 0, seen = 0, k = 0; i < j->nframes && k < n; i++) {
+        const struct frame *f = &j->frame_info[i];
+        if (f->state != FRAME_DONE || !f->hash[0])
+            continue;
+        /* The k-th thumbnail shows the (k * done / n)-th done frame. */
+        if ((uint64_t)seen++ * n / done != k)
+            continue;
+        blob_path(m, f->hash, req->pieces[k], sizeof req->pieces[k]);
+        snprintf(req->labels[k], sizeof req->labels[k], "%d", j->frames[i]);
+        k++;
+    }
+    snprintf(req->path, sizeof req->path, "%s/blobs", m->cfg.data_dir);
+    snprintf(req->path2, sizeof req->path2, "%s/blobs/tmp/sheet-%llu.png", m->cfg.data_dir,
+             (unsigned long long)j->id);
+    pool_submit(m, req);
+}
+
+void clients_on_sheet_done(struct master *m, struct pool_req *req)
+{
+    if (req->rc != 0) {
+        tsr_log(TSR_LOG_ERROR, "clients", "job %llu: contact sheet failed: %s",
+                (unsigned long long)req->job, req->err);
+        master_send_error(m, m->clients, req->peer, req->peer_len, "SHEET", req->rid,
+                          req->rc, req->err);
+        return;
+    }
+    store_put_blob(m, req->out_hash, req->size);
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddNumberToObject(h, "rid", (double)req->rid);
+    cJSON_AddNumberToObject(h, "job", (double)req->job);
+    cJSON_AddStringToObject(h, "hash", req->out_hash);
+    cJSON_AddNumberToObject(h, "size", (double)req->size);
+    cJSON_AddNumberToObject(h, "frames", (double)req->npieces);
+    master_send(m, m->clients, req->peer, req->peer_len, "SHEET", h, NULL, 0);
+    cJSON_Delete(h);
 }

@@ -308,6 +308,7 @@ cJSON *worker_to_json(const struct master *m, const struct worker *w);
 
 /* clients.c */
 void clients_on_message(struct master *m, struct tsr_msg *msg);
+void clients_on_sheet_done(struct master *m, struct pool_req *req);
 
 /* pool.c: heavy work off the reactor */
 enum pool_kind {
@@ -317,6 +318,7 @@ enum pool_kind {
     POOL_READ_CHUNK,    /* read a chunk for GET */
     POOL_VERIFY_PIECES, /* verify a task's rendered pieces */
     POOL_ASSEMBLE,      /* assemble and verify a frame */
+    POOL_CONTACT_SHEET, /* a PNG of a job's done frames */
 };
 
 struct pool_req {
@@ -343,6 +345,7 @@ struct pool_req {
     int width, height;             /* frame size */
     char (*pieces)[MASTER_PATH_MAX + 64]; /* files to verify/assemble (owned) */
     char (*piece_hashes)[TSR_HASH_HEX];   /* their hashes (owned) */
+    char (*labels)[16];            /* captions of a contact sheet (owned) */
     size_t npieces;                /* entries in pieces */
     /* results */
     int rc;                        /* 0 or TSR_E* */

@@ -56,6 +56,7 @@ void pool_req_free(struct pool_req *req)
     cJSON_Delete(req->ctx);
     free(req->pieces);
     free(req->piece_hashes);
+    free(req->labels);
     free(req);
 }
 
@@ -208,34 +209,19 @@ static void s_verify_pieces(struct pool *p, struct pool_req *r)
     }
 }
 
-static void s_assemble(struct pool *p, struct pool_req *r)
+/* Hashes the file at path2 and moves it into the blob store under its hash
+ * (path holds the blob root): out_hash and size tell the reactor. */
+static void s_store_blob(struct pool_req *r)
 {
-    const char **paths = calloc(r->npieces, sizeof *paths);
-    for (size_t i = 0; i < r->npieces; i++)
-        paths[i] = r->pieces[i];
-    char why[400] = "";
-    if (r->npieces == 1) {
-        r->rc = tsr_copy_file(paths[0], r->path2); /* a whole-frame piece is the frame */
-        if (r->rc != 0)
-            snprintf(why, sizeof why, "cannot copy piece: %s", tsr_strerror(r->rc));
-    } else {
-        r->rc = tsr_image_assemble(paths, r->npieces, &p->limits, r->path2, why, sizeof why);
-    }
-    free(paths);
-    struct tsr_region full = {0, 0, r->width, r->height};
-    if (r->rc == 0)
-        r->rc = tsr_image_verify(r->path2, &p->limits, &full, r->width, r->height,
-                                 &r->stats, why, sizeof why);
     unsigned long long size = 0;
-    if (r->rc == 0)
-        r->rc = tsr_hash_file(r->path2, r->out_hash, &size);
+    r->rc = tsr_hash_file(r->path2, r->out_hash, &size);
     if (r->rc != 0) {
-        snprintf(r->err, sizeof r->err, "%s", why[0] ? why : tsr_strerror(r->rc));
+        snprintf(r->err, sizeof r->err, "cannot read back what was written: %s",
+                 tsr_strerror(r->rc));
         unlink(r->path2);
         return;
     }
     r->size = size;
-    /* Move it into the blob store under its hash: path holds the blob root. */
     char dst[sizeof r->path + 80], dir[sizeof r->path + 8];
     snprintf(dir, sizeof dir, "%s/%.2s", r->path, r->out_hash);
     snprintf(dst, sizeof dst, "%s/%s", dir, r->out_hash);
@@ -246,9 +232,71 @@ static void s_assemble(struct pool *p, struct pool_req *r)
     }
     if (tsr_mkdir_p(dir) != 0 || rename(r->path2, dst) != 0) {
         r->rc = s_errno_rc();
-        snprintf(r->err, sizeof r->err, "cannot store frame: %s", strerror(errno));
+        snprintf(r->err, sizeof r->err, "cannot store blob: %s", strerror(errno));
         unlink(r->path2);
     }
+}
+
+static void s_assemble(struct pool *p, struct pool_req *r)
+{
+    char why[400] = "";
+    if (r->npieces == 1) {
+        /* A whole-frame piece is the frame and already a blob: no copy,
+         * only the frame's check (and its statistics for the manifest). */
+        struct tsr_region full = {0, 0, r->width, r->height};
+        struct stat st;
+        r->rc = tsr_image_verify(r->pieces[0], &p->limits, &full, r->width, r->height,
+                                 &r->stats, why, sizeof why);
+        if (r->rc == 0 && stat(r->pieces[0], &st) != 0)
+            r->rc = TSR_EIO;
+        if (r->rc != 0) {
+            snprintf(r->err, sizeof r->err, "%s", why[0] ? why : "piece is gone");
+            return;
+        }
+        snprintf(r->out_hash, sizeof r->out_hash, "%s", r->piece_hashes[0]);
+        r->size = (uint64_t)st.st_size;
+        return;
+    }
+    const char **paths = calloc(r->npieces, sizeof *paths);
+    for (size_t i = 0; i < r->npieces; i++)
+        paths[i] = r->pieces[i];
+    r->rc = tsr_image_assemble(paths, r->npieces, &p->limits, r->path2, why, sizeof why);
+    free(paths);
+    struct tsr_region full = {0, 0, r->width, r->height};
+    if (r->rc == 0)
+        r->rc = tsr_image_verify(r->path2, &p->limits, &full, r->width, r->height,
+                                 &r->stats, why, sizeof why);
+    if (r->rc != 0) {
+        snprintf(r->err, sizeof r->err, "%s", why[0] ? why : tsr_strerror(r->rc));
+        unlink(r->path2);
+        return;
+    }
+    s_store_blob(r);
+}
+
+#define SHEET_COLUMNS 8   /* contact sheet: most thumbnails per row */
+#define SHEET_THUMB 160   /* contact sheet: thumbnail width */
+
+static void s_contact_sheet(struct pool *p, struct pool_req *r)
+{
+    const char **paths = calloc(r->npieces, sizeof *paths);
+    const char **labels = calloc(r->npieces, sizeof *labels);
+    for (size_t i = 0; paths && labels && i < r->npieces; i++) {
+        paths[i] = r->pieces[i];
+        labels[i] = r->labels[i];
+    }
+    int cols = r->npieces < SHEET_COLUMNS ? (int)r->npieces : SHEET_COLUMNS;
+    r->rc = paths && labels ? tsr_image_contact_sheet(paths, labels, r->npieces, cols,
+                                                      SHEET_THUMB, &p->limits, r->path2,
+                                                      r->err, sizeof r->err)
+                            : TSR_ENOMEM;
+    free(paths);
+    free(labels);
+    if (r->rc != 0) {
+        unlink(r->path2);
+        return;
+    }
+    s_store_blob(r);
 }
 
 static void *s_thread(void *arg)
@@ -279,6 +327,7 @@ static void *s_thread(void *arg)
         case POOL_READ_CHUNK: s_read_chunk(r); break;
         case POOL_VERIFY_PIECES: s_verify_pieces(p, r); break;
         case POOL_ASSEMBLE: s_assemble(p, r); break;
+        case POOL_CONTACT_SHEET: s_contact_sheet(p, r); break;
         default: r->rc = TSR_EINVAL; break;
         }
         zmq_send(push, &r, sizeof r, 0);

@@ -132,6 +132,8 @@ void master_on_pool_done(struct master *m, struct pool_req *req)
         jobs_on_archive_checked(m, req);
     } else if (req->kind == POOL_VERIFY_PIECES) {
         workers_on_verified(m, req);
+    } else if (req->kind == POOL_CONTACT_SHEET) {
+        clients_on_sheet_done(m, req);
     } else if (req->kind == POOL_ASSEMBLE) {
         struct job *j = job_find(m, req->job);
         if (j && req->frame < j->nframes)

@@ -138,7 +138,7 @@ static int s_write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
-int tsr_write_file_atomic(const char *path, const void *data, size_t len)
+static int s_write_file(const char *path, const void *data, size_t len, int durable)
 {
     char tmp[4096];
     if (tsr_fmt(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) != 0)
@@ -147,7 +147,7 @@ int tsr_write_file_atomic(const char *path, const void *data, size_t len)
     if (fd < 0)
         return errno == ENOSPC ? TSR_EFULL : TSR_EIO;
     int rc = s_write_all(fd, data, len);
-    if (rc == 0 && fsync(fd) != 0)
+    if (rc == 0 && durable && fsync(fd) != 0)
         rc = TSR_EIO;
     if (close(fd) != 0 && rc == 0)
         rc = TSR_EIO;
@@ -156,6 +156,16 @@ int tsr_write_file_atomic(const char *path, const void *data, size_t len)
     if (rc != 0)
         unlink(tmp);
     return rc;
+}
+
+int tsr_write_file_atomic(const char *path, const void *data, size_t len)
+{
+    return s_write_file(path, data, len, 1);
+}
+
+int tsr_write_file_replace(const char *path, const void *data, size_t len)
+{
+    return s_write_file(path, data, len, 0);
 }
 
 int tsr_copy_file(const char *src, const char *dst)

@@ -4,6 +4,12 @@
  * The rename of the finished folder is the commit point: after it, a crash
  * or a kill -9 leaves a result that the next start re-sends; before it, the
  * attempt simply never finished, and the master's timeout requeues it.
+ *
+ * Nothing here is fsynced, on purpose: the spool only has to outlive the
+ * worker process (a restart, a master outage), which the page cache does.
+ * A power loss takes the worker's heartbeats with it, so the master
+ * requeues its attempts and they are rendered again: nothing the master
+ * acknowledged is lost, and each task costs no fsync on the worker.
  */
 #include "spool.h"
 
@@ -76,22 +82,12 @@ int tsr_spool_path(const struct tsr_spool *s, int64_t attempt, const char *name,
     return tsr_fmt(buf, size, "%s/%" PRId64, s->dir, attempt);
 }
 
-/* fsync on a folder, so that the renames inside it are on disk. */
-static void s_sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
 static int s_write_record(const char *path, const cJSON *record)
 {
     char *text = cJSON_PrintUnformatted(record);
     if (!text)
         return TSR_ENOMEM;
-    int rc = tsr_write_file_atomic(path, text, strlen(text));
+    int rc = tsr_write_file_replace(path, text, strlen(text));
     free(text);
     return rc;
 }
@@ -119,16 +115,12 @@ int tsr_spool_commit(struct tsr_spool *s, int64_t attempt, const cJSON *record,
         rc = TSR_ELIMIT;
     if (rc == 0)
         rc = s_write_record(path, record);
-    if (rc == 0) {
-        s_sync_dir(tmp);
-        if (rename(tmp, dst) != 0)
-            rc = TSR_EIO;
-    }
+    if (rc == 0 && rename(tmp, dst) != 0)
+        rc = TSR_EIO;
     if (rc != 0) {
         tsr_rm_rf(tmp);
         return rc;
     }
-    s_sync_dir(s->dir);
     return 0;
 }
 

@@ -74,6 +74,7 @@ struct s_fake {
     int chunks;                       /* CHUNKs received */
     int max_chunks_batch;             /* most CHUNKs waiting at once */
     int gets;                         /* GETs received */
+    int sheets;                       /* SHEETs received */
     int max_gets_batch;               /* most GETs waiting at once */
     cJSON *last_submit;               /* header of the last SUBMIT */
     struct s_sub subs[32];            /* submitted jobs, id 100 + index */
@@ -88,6 +89,9 @@ static char s_env[256];                    /* VAR=value words put before the bin
 static char s_frame_hash[5][TSR_HASH_HEX]; /* blobs of the fixed jobs' frames */
 
 /* ---- the fake master ---------------------------------------------------- */
+
+/* A contact sheet PNG, kept as a blob: what the fake's SHEET names. */
+static char s_sheet_hash[TSR_HASH_HEX];
 
 static struct s_blob *s_blob_find(const char *hash)
 {
@@ -341,6 +345,15 @@ static void s_handle(struct tsr_msg *m)
             cJSON_AddNumberToObject(h, "next", from + S_PAGE < n ? from + S_PAGE : -1);
             s_reply(m, "FRAMES", h, rid, NULL, 0);
         }
+    } else if (strcmp(m->cmd, "SHEET") == 0) {
+        /* The real master draws the job's frames; the fake hands out one
+         * sheet it drew at setup, which is enough to test the transfer. */
+        s_fk.sheets++;
+        cJSON_AddNumberToObject(h, "job", (double)job);
+        cJSON_AddStringToObject(h, "hash", s_sheet_hash);
+        cJSON_AddNumberToObject(h, "size", (double)s_blob_find(s_sheet_hash)->size);
+        cJSON_AddNumberToObject(h, "frames", 1);
+        s_reply(m, "SHEET", h, rid, NULL, 0);
     } else if (strcmp(m->cmd, "JOBS") == 0) {
         cJSON *arr = cJSON_AddArrayToObject(h, "jobs");
         for (int64_t id = 7; id <= 11; id++)
@@ -503,6 +516,30 @@ static void s_make_frame(int w, int h, unsigned seed, char hash[TSR_HASH_HEX])
     unlink(path);
 }
 
+static void s_make_sheet(void)
+{
+    float px[16 * 8 * 4];
+    for (size_t i = 0; i < sizeof px / sizeof px[0]; i++)
+        px[i] = 0.5f;
+    struct tsr_image_info info = {
+        .data = {0, 0, 16, 8}, .full_width = 16, .full_height = 8, .nchannels = 4};
+    char exr[512], png[512], err[256];
+    snprintf(exr, sizeof exr, "%s/sheet-src.exr", s_dir);
+    snprintf(png, sizeof png, "%s/sheet.png", s_dir);
+    assert_int_equal(tsr_image_write_exr(exr, &info, px, err, sizeof err), 0);
+    const char *paths[] = {exr}, *labels[] = {"1"};
+    assert_int_equal(tsr_image_contact_sheet(paths, labels, 1, 1, 64, NULL, png, err,
+                                             sizeof err), 0);
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(tsr_read_file(png, 1 << 30, &data, &len), 0);
+    tsr_hash_buf(data, len, s_sheet_hash);
+    s_blob_add(s_sheet_hash, data, len);
+    free(data);
+    unlink(exr);
+    unlink(png);
+}
+
 /* An unused loopback port: bind to 0, read it, close. */
 static int s_free_port(void)
 {
@@ -553,6 +590,7 @@ static int s_setup(void **state)
     struct s_blob *b = s_blob_find(right);
     b->data[b->size / 2] ^= 0x40;
     snprintf(s_frame_hash[4], TSR_HASH_HEX, "%s", right);
+    s_make_sheet();
 
     return pthread_create(&s_fk.thread, NULL, s_serve, NULL) == 0 ? 0 : -1;
 }
@@ -1051,6 +1089,10 @@ static void s_check_fetched(const char *dir, int nframes)
     char err[256];
     snprintf(path, sizeof path, "%s/%s/contact_sheet.png", s_dir, dir);
     assert_int_equal(tsr_image_probe(path, NULL, &info, err, sizeof err), 0);
+    /* It is the master's sheet, brought down whole. */
+    char got[TSR_HASH_HEX];
+    assert_int_equal(tsr_hash_file(path, got, NULL), 0);
+    assert_string_equal(got, s_sheet_hash);
 }
 
 static void test_fetch_done_job(void **state)

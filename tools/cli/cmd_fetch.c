@@ -6,7 +6,8 @@
  * the master named, and only then renames the file into place as
  * DIR/frame_NNNN.exr. Then writes SHA256SUMS (`sha256sum -c` reads it),
  * manifest.json (one record per frame: hash, size, geometry, stats, where
- * and how long it rendered) and contact_sheet.png.
+ * and how long it rendered) and contact_sheet.png, which the master makes
+ * from the same frames.
  *
  * Every name written is made here from a frame number, never taken from the
  * master, so nothing lands outside DIR. A frame already in DIR with the
@@ -21,7 +22,6 @@
 #include "tessera/error.h"
 #include "tessera/frameset.h"
 #include "tessera/hash.h"
-#include "tessera/image.h"
 #include "tessera/proto.h"
 #include "tessera/util.h"
 
@@ -36,8 +36,6 @@
 #include <unistd.h>
 
 #define S_MAX_BLOB ((int64_t)1 << 40) /* largest frame we accept, bytes */
-#define S_SHEET_COLUMNS 8             /* contact sheet: most columns */
-#define S_SHEET_THUMB 160             /* contact sheet: thumbnail width */
 #define S_LIST_MAX 20                 /* missing frames named in a message */
 
 /* One frame of the master's FRAMES list. */
@@ -170,37 +168,41 @@ static void s_progress(uint64_t done, uint64_t total, void *arg)
 }
 
 /*
- * Brings one done frame into DIR. Returns 0 (fetched), TSR_CLI_FAIL (this
- * frame failed, reported; go on with the others) or TSR_CLI_UNREACHABLE
- * (reported; stop).
+ * Downloads the blob hash (size bytes) into DIR/file through a temporary
+ * name, checks its sha256, then renames it into place; what names it in
+ * messages. A file already there with the right hash is kept (*reused set).
+ * Returns 0, TSR_CLI_FAIL (reported) or TSR_CLI_UNREACHABLE (reported).
  */
-static int s_fetch_one(struct s_fetch *f, struct s_frame *fr)
+static int s_fetch_blob(struct s_fetch *f, const char *hash, uint64_t size,
+                        const char *file, const char *what, void *progress_arg,
+                        int *reused)
 {
     char path[4096], tmp[4096], got[TSR_HASH_HEX];
-    if (tsr_fmt(path, sizeof path, "%s/%s", f->dir, fr->file) != 0 ||
-        tsr_fmt(tmp, sizeof tmp, "%s/.%s.part-XXXXXX", f->dir, fr->file) != 0)
+    *reused = 0;
+    if (tsr_fmt(path, sizeof path, "%s/%s", f->dir, file) != 0 ||
+        tsr_fmt(tmp, sizeof tmp, "%s/.%s.part-XXXXXX", f->dir, file) != 0)
         return tsr_cli_error(TSR_CLI_FAIL, "fetch: '%s': path too long", f->dir);
     unsigned long long have = 0;
-    if (tsr_hash_file(path, got, &have) == 0 && strcmp(got, fr->hash) == 0) {
-        fr->fetched = 1;
-        f->reused++;
+    if (tsr_hash_file(path, got, &have) == 0 && strcmp(got, hash) == 0) {
+        *reused = 1;
         return 0;
     }
     int fd = mkstemp(tmp);
     if (fd < 0)
         return tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot create a file in '%s': %s",
                              f->dir, strerror(errno));
-    /* mkstemp makes 0600; a delivered frame gets the user's usual mode. */
+    /* mkstemp makes 0600; a delivered file gets the user's usual mode. */
     fchmod(fd, 0666 & ~f->umask);
-    int rc = tsr_client_download(f->client, fr->hash, fr->size, fd,
-                                 f->progress ? s_progress : NULL, fr);
-    if (f->progress)
+    int rc = tsr_client_download(f->client, hash, size, fd,
+                                 f->progress && progress_arg ? s_progress : NULL,
+                                 progress_arg);
+    if (f->progress && progress_arg)
         fprintf(stderr, "\r\033[2K");
     int code = 0;
     if (rc != 0) {
-        char what[64];
-        snprintf(what, sizeof what, "fetch: frame %d", fr->frame);
-        code = tsr_cli_client_error(f->cli, f->client, what, rc);
+        char where[80];
+        snprintf(where, sizeof where, "fetch: %s", what);
+        code = tsr_cli_client_error(f->cli, f->client, where, rc);
     } else if (fsync(fd) != 0) {
         code = tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot write '%s': %s", path,
                              strerror(errno));
@@ -209,25 +211,42 @@ static int s_fetch_one(struct s_fetch *f, struct s_frame *fr)
         code = tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot write '%s': %s", path,
                              strerror(errno));
     if (code == 0) {
-        unsigned long long size = 0;
-        if (tsr_hash_file(tmp, got, &size) != 0)
+        unsigned long long got_size = 0;
+        if (tsr_hash_file(tmp, got, &got_size) != 0)
             code = tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot read back '%s'", tmp);
-        else if (strcmp(got, fr->hash) != 0 || size != fr->size)
+        else if (strcmp(got, hash) != 0 || got_size != size)
             code = tsr_cli_error(
                 TSR_CLI_FAIL,
-                "fetch: frame %d: what arrived does not match its hash "
+                "fetch: %s: what arrived does not match its hash "
                 "(sha256 %.12s..., %llu bytes; want %.12s..., %llu bytes)",
-                fr->frame, got, size, fr->hash, (unsigned long long)fr->size);
+                what, got, got_size, hash, (unsigned long long)size);
     }
     if (code == 0 && rename(tmp, path) != 0)
         code = tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot rename into '%s': %s", path,
                              strerror(errno));
-    if (code != 0) {
+    if (code != 0)
         unlink(tmp);
+    return code;
+}
+
+/*
+ * Brings one done frame into DIR. Returns 0 (fetched), TSR_CLI_FAIL (this
+ * frame failed, reported; go on with the others) or TSR_CLI_UNREACHABLE
+ * (reported; stop).
+ */
+static int s_fetch_one(struct s_fetch *f, struct s_frame *fr)
+{
+    char what[64];
+    snprintf(what, sizeof what, "frame %d", fr->frame);
+    int reused = 0;
+    int code = s_fetch_blob(f, fr->hash, fr->size, fr->file, what, fr, &reused);
+    if (code != 0)
         return code;
-    }
     fr->fetched = 1;
-    f->downloaded += fr->size;
+    if (reused)
+        f->reused++;
+    else
+        f->downloaded += fr->size;
     return 0;
 }
 
@@ -308,7 +327,12 @@ static int s_write_manifest(const struct s_fetch *f, const char *name)
     return 0;
 }
 
-static int s_write_sheet(const struct s_fetch *f)
+/*
+ * contact_sheet.png: the master makes it from the frames it holds (it has
+ * OpenImageIO; this client does not need to load it), and it comes down
+ * like a frame, checked by its hash.
+ */
+static int s_write_sheet(struct s_fetch *f)
 {
     char path[4096];
     if (tsr_fmt(path, sizeof path, "%s/contact_sheet.png", f->dir) != 0)
@@ -320,38 +344,28 @@ static int s_write_sheet(const struct s_fetch *f)
         unlink(path); /* a sheet from an earlier fetch would show other frames */
         return 0;
     }
-    char(*names)[4096] = calloc(n, sizeof *names);
-    char(*texts)[16] = calloc(n, sizeof *texts);
-    const char **paths = calloc(n, sizeof *paths);
-    const char **labels = calloc(n, sizeof *labels);
-    int code = 0;
-    if (!names || !texts || !paths || !labels) {
-        code = tsr_cli_error(TSR_CLI_FAIL, "fetch: out of memory");
-        goto out;
+    cJSON *h = cJSON_CreateObject(), *reply = NULL;
+    if (!h || !cJSON_AddNumberToObject(h, "job", (double)f->id)) {
+        cJSON_Delete(h);
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: out of memory");
     }
-    for (size_t i = 0, k = 0; i < f->nframes; i++) {
-        if (!f->frames[i].fetched)
-            continue;
-        snprintf(names[k], sizeof names[k], "%s/%s", f->dir, f->frames[i].file);
-        snprintf(texts[k], sizeof texts[k], "%d", f->frames[i].frame);
-        paths[k] = names[k];
-        labels[k] = texts[k];
-        k++;
-    }
-    struct tsr_image_limits lim;
-    tsr_image_limits_default(&lim);
-    char why[512] = "";
-    int cols = n < S_SHEET_COLUMNS ? (int)n : S_SHEET_COLUMNS;
-    int rc = tsr_image_contact_sheet(paths, labels, n, cols, S_SHEET_THUMB, &lim, path,
-                                     why, sizeof why);
+    /* The master decodes every frame for it: allow for the job's size. */
+    int rc = tsr_client_call(f->client, "SHEET", h, "SHEET", 60000 + (int)n * 200, &reply);
+    cJSON_Delete(h);
     if (rc != 0)
-        code = tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot make the contact sheet: %s",
-                             why[0] ? why : tsr_strerror(rc));
-out:
-    free(names);
-    free(texts);
-    free(paths);
-    free(labels);
+        return tsr_cli_client_error(f->cli, f->client, "fetch: contact sheet", rc);
+    const char *hash = NULL;
+    int64_t size = 0;
+    char why[128];
+    if (tsr_hdr_hash(reply, "hash", &hash, why, sizeof why) != 0 ||
+        tsr_hdr_int(reply, "size", 1, S_MAX_BLOB, &size, why, sizeof why) != 0) {
+        cJSON_Delete(reply);
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: the master's SHEET is malformed: %s", why);
+    }
+    int reused = 0;
+    int code = s_fetch_blob(f, hash, (uint64_t)size, "contact_sheet.png", "contact sheet",
+                            NULL, &reused);
+    cJSON_Delete(reply);
     return code;
 }
 

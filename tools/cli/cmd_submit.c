@@ -37,7 +37,7 @@
 #define S_MAX_SIZE 32768         /* widest or tallest frame */
 #define S_MAX_ATTEMPTS 100       /* most attempts per task */
 #define S_MAX_TASK_S (7 * 86400) /* longest task timeout */
-#define S_POLL_MS 500            /* --wait polls STATUS this often */
+#define S_POLL_MS 100            /* --wait polls STATUS this often: cheap for the master */
 #define S_MAX_NAME 63            /* longest job name the master keeps, bytes */
 
 /* What the flags asked for. */

@@ -28,6 +28,11 @@ int tsr_read_file(const char *path, size_t max, char **data, size_t *len);
  * Returns 0, TSR_EIO, TSR_EFULL. */
 int tsr_write_file_atomic(const char *path, const void *data, size_t len);
 
+/* Like tsr_write_file_atomic without the fsync: readers see the old or the
+ * new content, never a mix, and the data survives the process but not a
+ * power loss. For state that is only a cache of what a peer can redo. */
+int tsr_write_file_replace(const char *path, const void *data, size_t len);
+
 /* Copies a file (to a temporary name, then rename). Returns 0, TSR_ENOTFOUND,
  * TSR_EIO, TSR_EFULL. */
 int tsr_copy_file(const char *src, const char *dst);
