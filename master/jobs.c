@@ -65,6 +65,7 @@ void job_free(struct job *j)
     free(j->tasks);
     free(j->frame_info);
     free(j->hubs);
+    free(j->progress);
     free(j);
 }
 
@@ -112,7 +113,8 @@ int job_build(struct job *j, char *err, size_t errlen)
     j->ntasks = (uint32_t)(groups * ntiles);
     j->tasks = calloc(j->ntasks, sizeof *j->tasks);
     j->frame_info = calloc(j->nframes, sizeof *j->frame_info);
-    if (!j->tasks || !j->frame_info)
+    j->progress = calloc(j->ntasks, sizeof *j->progress);
+    if (!j->tasks || !j->frame_info || !j->progress)
         return TSR_ENOMEM;
     for (uint32_t f = 0; f < j->nframes; f++) {
         for (uint32_t t = 0; t < ntiles; t++) {
@@ -220,6 +222,10 @@ void task_set_state(struct job *j, uint32_t idx, int state)
         (*count[state])++;
     if (h && s_active(old) && !s_active(state) && h->running)
         h->running--;
+    if (s_active(old) && !s_active(state)) {
+        j->progress_sum -= j->progress[idx];
+        j->progress[idx] = 0;
+    }
     if (h && !s_active(old) && s_active(state))
         h->running++;
     if (h && old == TASK_DONE && h->done)
@@ -349,6 +355,11 @@ cJSON *job_to_json(const struct job *j)
         else if (j->n_done == j->ntasks)
             eta = 0;
     }
+    /* Work done in task units, running tasks counted by their renderer's
+     * own progress, so a bar moves before the first frame is in. */
+    double progress = j->ntasks ? (100.0 * j->n_done + (double)j->progress_sum) / j->ntasks
+                                : 0;
+    cJSON_AddNumberToObject(o, "progress", progress);
     cJSON_AddNumberToObject(o, "elapsed_s", elapsed);
     cJSON_AddNumberToObject(o, "eta_s", eta);
     cJSON_AddStringToObject(o, "error", j->error);

@@ -139,6 +139,9 @@ struct job {
     uint32_t n_queued, n_running, n_done, n_failed; /* task counts by state */
     uint32_t frames_done;         /* frames delivered */
     uint32_t scan;                /* no queued task below this index */
+    uint8_t *progress;            /* percent reported by each active task (owned,
+                                     in memory only: live information) */
+    uint64_t progress_sum;        /* sum of progress over active tasks */
     struct hub_count *hubs;       /* per-hub counts (owned) */
     size_t nhubs;                 /* entries in hubs */
 };

@@ -342,6 +342,20 @@ void workers_on_message(struct master *m, struct tsr_msg *msg)
         /* liveness noted above */
     } else if (strcmp(msg->cmd, "PROGRESS") == 0) {
         /* Progress is live information, not state: it is not stored. */
+        int64_t attempt = 0, pct = 0;
+        if (tsr_hdr_int(msg->hdr, "attempt", 1, INT64_MAX / 2, &attempt, err, sizeof err) ||
+            tsr_hdr_int(msg->hdr, "percent", 0, 100, &pct, err, sizeof err)) {
+            master_send_error(m, m->workers_sock, msg->peer, msg->peer_len, "PROGRESS", -1,
+                              TSR_EPROTO, err);
+            return;
+        }
+        struct run_ref *ref = s_run(w, (uint64_t)attempt);
+        struct job *j = ref ? job_find(m, ref->job) : NULL;
+        if (j && ref->task < j->ntasks && j->tasks[ref->task].attempt == (uint64_t)attempt &&
+            j->tasks[ref->task].state == TASK_RUNNING) {
+            j->progress_sum += (uint64_t)pct - j->progress[ref->task];
+            j->progress[ref->task] = (uint8_t)pct;
+        }
     } else if (strcmp(msg->cmd, "RESULT") == 0) {
         s_result(m, w, msg);
     } else if (strcmp(msg->cmd, "PUT") == 0) {

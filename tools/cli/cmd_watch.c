@@ -31,6 +31,7 @@ struct s_view {
     char name[128];  /* job name, cleaned */
     char state[32];  /* job state, cleaned */
     double frames;   /* frames in the job */
+    double progress; /* percent of the job's work, running tasks included */
     double done;     /* frames done */
     double running;  /* tasks running */
     double failed;   /* tasks failed */
@@ -46,6 +47,7 @@ static void s_read(const cJSON *job, struct s_view *v)
     const cJSON *fr = tsr_json_obj(job, "frames");
     const cJSON *tk = tsr_json_obj(job, "tasks");
     v->frames = tsr_json_num(fr, "total", 0);
+    v->progress = tsr_json_num(job, "progress", -1);
     v->done = tsr_json_num(fr, "done", 0);
     v->running = tsr_json_num(tk, "running", 0);
     v->failed = tsr_json_num(tk, "failed", 0);
@@ -72,12 +74,21 @@ static void s_read(const cJSON *job, struct s_view *v)
     }
 }
 
+/* The master's progress (running tasks count by their renderers' own
+ * progress), else frames done. */
+static double s_percent(const struct s_view *v)
+{
+    if (v->progress >= 0)
+        return v->progress > 100 ? 100 : v->progress;
+    return v->frames > 0 ? 100.0 * v->done / v->frames : 0;
+}
+
 /* The part of the view whose change is worth a plain line (not the rate and
  * ETA, which move with the clock). */
 static void s_signature(const struct s_view *v, char *buf, size_t size)
 {
-    snprintf(buf, size, "%s|%.0f|%.0f|%.0f|%.0f|%s", v->state, v->frames, v->done,
-             v->running, v->failed, v->hubs);
+    snprintf(buf, size, "%s|%.0f|%.0f|%.0f|%.0f|%.0f|%s", v->state, v->frames, v->done,
+             v->running, v->failed, s_percent(v), v->hubs);
 }
 
 static void s_rate_eta(const struct s_view *v, char *buf, size_t size)
@@ -90,10 +101,6 @@ static void s_rate_eta(const struct s_view *v, char *buf, size_t size)
         snprintf(buf, size, "- frames/min, eta %s", eta);
 }
 
-static double s_percent(const struct s_view *v)
-{
-    return v->frames > 0 ? 100.0 * v->done / v->frames : 0;
-}
 
 /* Terminal view: redraws the previous *lines lines in place. */
 static void s_draw_tty(int64_t id, const cJSON *job, const struct s_view *v, int *lines)
