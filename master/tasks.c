@@ -116,11 +116,21 @@ void task_dispatch(struct master *m, struct job *j, uint32_t idx, struct worker 
             (unsigned long long)j->id, idx, (unsigned long long)t->attempt, w->name);
 }
 
+/* Takes the attempt from its worker; a worker still connected is told to
+ * stop it (CANCEL), so it frees the slot instead of finishing work whose
+ * result would be refused. */
 static void s_drop_from_worker(struct master *m, struct task *t)
 {
     struct worker *w = worker_by_name(m, t->worker);
-    if (w)
-        worker_remove_run(w, t->attempt);
+    if (!w)
+        return;
+    worker_remove_run(w, t->attempt);
+    if (w->live && w->peer_len) {
+        cJSON *h = cJSON_CreateObject();
+        cJSON_AddNumberToObject(h, "attempt", (double)t->attempt);
+        master_send(m, m->workers_sock, w->peer, w->peer_len, "CANCEL", h, NULL, 0);
+        cJSON_Delete(h);
+    }
 }
 
 void task_requeue(struct master *m, struct job *j, uint32_t idx, const char *why)

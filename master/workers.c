@@ -99,6 +99,28 @@ static void s_lose(struct master *m, struct worker *w, const char *why)
     }
 }
 
+/* The worker enforces each attempt's timeout; this is the backstop for a
+ * worker that heartbeats but never answers (hung, or its result lost): an
+ * attempt with no result a grace period past its timeout goes back to the
+ * queue, and a late result is refused by its fencing token. */
+#define OVERDUE_GRACE_MS (60 * 1000)
+
+static void s_overdue(struct master *m, struct worker *w)
+{
+    int64_t wall = tsr_wall_ms();
+    for (size_t i = 0; i < w->nrunning;) {
+        struct run_ref r = w->running[i];
+        struct job *j = job_find(m, r.job);
+        struct task *t = j && r.task < j->ntasks ? &j->tasks[r.task] : NULL;
+        if (t && t->attempt == r.attempt && t->state == TASK_RUNNING &&
+            wall - t->dispatched_ms > (int64_t)j->timeout_s * 1000 + OVERDUE_GRACE_MS) {
+            task_requeue(m, j, r.task, "no result long past the task's timeout");
+            continue; /* task_requeue removed entry i */
+        }
+        i++;
+    }
+}
+
 static void s_hello(struct master *m, struct tsr_msg *msg)
 {
     char err[256];
@@ -397,6 +419,7 @@ void workers_cron(struct master *m)
         }
         if (now - w->last_send_ms >= m->cfg.heartbeat_ms)
             s_send(m, w, "HEARTBEAT", NULL);
+        s_overdue(m, w);
     }
     /* After a restart, running tasks whose workers did not come back within
      * the grace period are requeued. */

@@ -130,10 +130,10 @@ int tsr_msg_recv(void *sock, int router, int nonblock, struct tsr_msg *msg, char
         if (zmq_msg_recv(&part, sock, flags) < 0) {
             int e = zmq_errno();
             zmq_msg_close(&part);
-            if (n == 0 && e == EAGAIN)
+            if (n == 0 && (e == EAGAIN || e == EINTR))
                 return TSR_ETIMEOUT;
-            if (e == EINTR && n == 0)
-                return TSR_ETIMEOUT;
+            if (e == EINTR)
+                continue; /* the rest of a message that has begun is there */
             s_err(err, errlen, "receive failed: %s", zmq_strerror(e));
             rc = TSR_EZMQ;
             break;
@@ -177,6 +177,18 @@ int tsr_msg_recv(void *sock, int router, int nonblock, struct tsr_msg *msg, char
     return rc;
 }
 
+/* zmq_send, again when a signal interrupted it: a part interrupted before it
+ * was queued is not queued, so sending it again is right. */
+static int s_send_part(void *sock, const void *data, size_t len, int flags)
+{
+    for (;;) {
+        if (zmq_send(sock, data, len, flags) >= 0)
+            return 0;
+        if (zmq_errno() != EINTR)
+            return TSR_EZMQ;
+    }
+}
+
 int tsr_msg_send(void *sock, const void *peer, size_t peer_len, const char *cmd,
                  const cJSON *hdr, const void *body, size_t body_len)
 {
@@ -186,16 +198,16 @@ int tsr_msg_send(void *sock, const void *peer, size_t peer_len, const char *cmd,
     const char *h = text ? text : "{}";
     int rc = 0;
     int last_more = body ? ZMQ_SNDMORE : 0;
-    if (peer && peer_len && zmq_send(sock, peer, peer_len, ZMQ_SNDMORE) < 0)
-        rc = TSR_EZMQ;
-    if (rc == 0 && zmq_send(sock, TSR_PROTO_SIGNATURE, 4, ZMQ_SNDMORE) < 0)
-        rc = TSR_EZMQ;
-    if (rc == 0 && zmq_send(sock, cmd, strlen(cmd), ZMQ_SNDMORE) < 0)
-        rc = TSR_EZMQ;
-    if (rc == 0 && zmq_send(sock, h, strlen(h), last_more) < 0)
-        rc = TSR_EZMQ;
-    if (rc == 0 && body && zmq_send(sock, body, body_len, 0) < 0)
-        rc = TSR_EZMQ;
+    if (peer && peer_len)
+        rc = s_send_part(sock, peer, peer_len, ZMQ_SNDMORE);
+    if (rc == 0)
+        rc = s_send_part(sock, TSR_PROTO_SIGNATURE, 4, ZMQ_SNDMORE);
+    if (rc == 0)
+        rc = s_send_part(sock, cmd, strlen(cmd), ZMQ_SNDMORE);
+    if (rc == 0)
+        rc = s_send_part(sock, h, strlen(h), last_more);
+    if (rc == 0 && body)
+        rc = s_send_part(sock, body, body_len, 0);
     free(text);
     return rc;
 }

@@ -140,6 +140,7 @@ static enum tsr_upload_event s_send_result(struct tsr_upload *u, struct tsr_agen
     cJSON_AddItemToObject(h, "files", files);
     int rc = tsr_agent_send(a, "RESULT", h, NULL, 0);
     cJSON_Delete(h);
+    u->last_ms = tsr_now_ms();
     if (rc != 0) {
         u->state = S_IDLE;
         return TSR_UPLOAD_TAKEN;
@@ -369,8 +370,16 @@ enum tsr_upload_event tsr_upload_on_error(struct tsr_upload *u, struct tsr_agent
     return s_retry(u, a, why);
 }
 
+int tsr_upload_due(const struct tsr_upload *u, const struct tsr_agent *a, int64_t now)
+{
+    return (u->state == S_IDLE || u->state == S_SENT) && tsr_agent_welcomed(a) &&
+           now - u->last_ms >= TSR_UPLOAD_STALL_MS;
+}
+
 int64_t tsr_upload_tick(struct tsr_upload *u, struct tsr_agent *a, int64_t now)
 {
+    if (u->state == S_IDLE || u->state == S_SENT)
+        return tsr_agent_welcomed(a) ? u->last_ms + TSR_UPLOAD_STALL_MS : INT64_MAX;
     if (u->state != S_PUT && u->state != S_CHUNKS && u->state != S_END)
         return INT64_MAX;
     if (now - u->last_ms >= TSR_UPLOAD_STALL_MS) {

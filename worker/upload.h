@@ -71,6 +71,12 @@ enum tsr_upload_event tsr_upload_on_msg(struct tsr_upload *u, struct tsr_agent *
 enum tsr_upload_event tsr_upload_on_error(struct tsr_upload *u, struct tsr_agent *a,
                                           int64_t rid, int code, const char *message);
 
+/* True when a result that went unanswered for TSR_UPLOAD_STALL_MS (RESULT
+ * sent but no RESULT_ACK, or a send that failed while registered) should go
+ * again from the start with tsr_upload_start: the master acknowledges
+ * duplicates, so sending twice is safe and a lost message costs no task. */
+int tsr_upload_due(const struct tsr_upload *u, const struct tsr_agent *a, int64_t now_ms);
+
 /* Restarts a transfer that got no answer for TSR_UPLOAD_STALL_MS. Returns
  * the next time it needs to run (INT64_MAX: nothing pending). */
 int64_t tsr_upload_tick(struct tsr_upload *u, struct tsr_agent *a, int64_t now_ms);

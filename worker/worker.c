@@ -258,6 +258,11 @@ static int64_t s_tick(struct tsr_core *w, int64_t now)
         next = cnext;
     next = tsr_core_tick(w, now, next);
     for (struct tsr_core_result *r = w->results; r; r = r->next) {
+        if (tsr_upload_due(r->up, w->agent, now)) {
+            tsr_log(TSR_LOG_INFO, S_LOG, "result of attempt %" PRId64 " unanswered; sending "
+                    "it again", tsr_upload_attempt(r->up));
+            tsr_core_upload_event(w, r, tsr_upload_start(r->up, w->agent));
+        }
         int64_t u = tsr_upload_tick(r->up, w->agent, now);
         if (u < next)
             next = u;
