@@ -58,9 +58,12 @@ tck=$(getconf CLK_TCK)
 read -r ut st < <(awk '{print $14, $15}' "/proc/$master/stat")
 cpu=$(echo "($ut + $st) / $tck" | bc -l)
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$master/status")
+# Most of the peak is OpenImageIO's shared libraries, mapped from files; the
+# master's own memory is its anonymous part.
+anon=$(awk '/RssAnon/ {print $2}' "/proc/$master/status")
 
 printf 'tasks %d, workers %d x %d slots\n' "$N" "$W" "$S"
 printf 'tessera: %.2f s (%.0f tasks/s)\n' "$farm" "$(echo "$N / $farm" | bc -l)"
 printf 'xargs -P %d: %.2f s\n' $((W * S)) "$xargs_s"
 printf 'ratio tessera/xargs: %.2f\n' "$(echo "$farm / $xargs_s" | bc -l)"
-printf 'master cpu: %.2f s, peak rss: %d KiB\n' "$cpu" "$hwm"
+printf 'master cpu: %.2f s, peak rss: %d KiB (anonymous: %d KiB)\n' "$cpu" "$hwm" "$anon"
