@@ -439,23 +439,25 @@ void workers_cron(struct master *m)
     }
 }
 
-/* Picks the next task for w: highest priority first, then oldest job. A
- * task that last failed on w goes elsewhere when another worker is live. */
-static int s_pick(struct master *m, struct worker *w, int others_live, struct job **jout,
-                  uint32_t *iout)
+/* Whether w can run j's tasks at all: it announced j's renderer. */
+static int s_can_run(const struct worker *w, const struct job *j)
 {
-    struct job *best = NULL;
-    for (size_t i = 0; i < m->njobs; i++) {
-        struct job *j = m->jobs[i];
-        if ((j->state != JOB_QUEUED && j->state != JOB_RUNNING) || j->n_queued == 0)
-            continue;
-        if (!best || j->priority > best->priority)
-            best = j;
+    const cJSON *rs = w->caps ? cJSON_GetObjectItemCaseSensitive(w->caps, "renderers") : NULL;
+    if (!cJSON_IsArray(rs))
+        return strcmp(j->renderer, "builtin") == 0 || strcmp(j->renderer, "command") == 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, rs)
+    {
+        if (cJSON_IsString(r) && strcmp(r->valuestring, j->renderer) == 0)
+            return 1;
     }
-    if (!best)
-        return 0;
-    /* Jobs of equal top priority take turns by oldest first. */
-    struct job *j = best;
+    return 0;
+}
+
+/* The first queued task of j for w. A task that last failed on w goes
+ * elsewhere when another worker is live, and to w only when none is. */
+static int s_pick_in(struct job *j, struct worker *w, int others_live, uint32_t *iout)
+{
     uint32_t skipped = j->ntasks;
     for (uint32_t i = j->scan; i < j->ntasks; i++) {
         struct task *t = &j->tasks[i];
@@ -466,16 +468,42 @@ static int s_pick(struct master *m, struct worker *w, int others_live, struct jo
                 skipped = i;
             continue;
         }
-        *jout = j;
         *iout = i;
         return 1;
     }
     if (skipped < j->ntasks && !others_live) {
-        *jout = j;
         *iout = skipped;
         return 1;
     }
     return 0;
+}
+
+/* Picks the next task for w: of the jobs w can run, the highest priority
+ * first and, among equals, the oldest. */
+static int s_pick(struct master *m, struct worker *w, int others_live, struct job **jout,
+                  uint32_t *iout)
+{
+    int below = INT32_MAX; /* try priorities below this, highest first */
+    for (;;) {
+        int prio = -1;
+        for (size_t i = 0; i < m->njobs; i++) {
+            const struct job *j = m->jobs[i];
+            if ((j->state == JOB_QUEUED || j->state == JOB_RUNNING) && j->n_queued &&
+                j->priority < below && j->priority > prio && s_can_run(w, j))
+                prio = j->priority;
+        }
+        if (prio < 0)
+            return 0;
+        for (size_t i = 0; i < m->njobs; i++) {
+            struct job *j = m->jobs[i];
+            if ((j->state == JOB_QUEUED || j->state == JOB_RUNNING) && j->n_queued &&
+                j->priority == prio && s_can_run(w, j) && s_pick_in(j, w, others_live, iout)) {
+                *jout = j;
+                return 1;
+            }
+        }
+        below = prio;
+    }
 }
 
 void workers_dispatch(struct master *m)
