@@ -18,8 +18,7 @@ export TESSERA_MASTER="$CLIENT_EP"
 
 cleanup() {
     local rc=$?
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    { for p in "${PIDS[@]}"; do kill -9 "$p" || true; done; wait; } 2>/dev/null || true
     if [ $rc -ne 0 ]; then
         echo "---- logs of $T ----"
         for f in "$T"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -n 40 "$f"; }; done
