@@ -91,7 +91,11 @@ void clients_on_message(struct master *m, struct tsr_msg *msg)
         struct job *j = s_job_arg(m, msg, rid);
         if (j) {
             cJSON *h = cJSON_CreateObject();
-            cJSON_AddItemToObject(h, "job", job_to_json(j));
+            cJSON *o = job_to_json(j);
+            char why[160];
+            const char *waiting = workers_waiting_reason(m, j, why, sizeof why);
+            cJSON_AddStringToObject(o, "waiting", waiting ? waiting : "");
+            cJSON_AddItemToObject(h, "job", o);
             s_reply(m, msg, "STATUS", rid, h);
         }
     } else if (strcmp(c, "JOBS") == 0) {

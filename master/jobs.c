@@ -66,6 +66,7 @@ void job_free(struct job *j)
     free(j->frame_info);
     free(j->hubs);
     free(j->progress);
+    cJSON_Delete(j->requires);
     free(j);
 }
 
@@ -327,6 +328,9 @@ cJSON *job_to_json(const struct job *j)
     cJSON_AddNumberToObject(o, "width", j->width);
     cJSON_AddNumberToObject(o, "height", j->height);
     cJSON_AddStringToObject(o, "outputs", j->outputs_image ? "image" : "none");
+    cJSON_AddBoolToObject(o, "gpu", j->gpu);
+    if (j->requires)
+        cJSON_AddItemToObject(o, "requires", cJSON_Duplicate(j->requires, 1));
     cJSON *fr = cJSON_AddObjectToObject(o, "frames");
     cJSON_AddNumberToObject(fr, "total", j->nframes);
     cJSON_AddNumberToObject(fr, "done", j->frames_done);
@@ -415,9 +419,42 @@ static int s_parse_submit(struct master *m, const cJSON *h, struct job *j, char 
             size[i] = (int64_t)v->valuedouble;
         }
     }
-    if (strcmp(renderer, "builtin") != 0 && strcmp(renderer, "command") != 0) {
-        snprintf(err, errlen, "unknown renderer '%s' (builtin, command)", renderer);
+    if (strcmp(renderer, "builtin") != 0 && strcmp(renderer, "command") != 0 &&
+        strcmp(renderer, "blender") != 0) {
+        snprintf(err, errlen, "unknown renderer '%s' (builtin, blender, command)", renderer);
         return TSR_EINVAL;
+    }
+    int gpu = 0;
+    const char *cdev = "";
+    if (tsr_hdr_bool_opt(h, "gpu", &gpu, err, errlen) ||
+        tsr_hdr_str_opt(h, "cycles_device", 15, &cdev, err, errlen))
+        return TSR_EPROTO;
+    if (cdev[0] && strcmp(cdev, "CPU") != 0 && strcmp(cdev, "CUDA") != 0 &&
+        strcmp(cdev, "OPTIX") != 0) {
+        snprintf(err, errlen, "cycles device '%s' is not CPU, CUDA or OPTIX", cdev);
+        return TSR_EINVAL;
+    }
+    if (cdev[0] && strcmp(renderer, "blender") != 0) {
+        snprintf(err, errlen, "a cycles device is for the blender renderer");
+        return TSR_EINVAL;
+    }
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(h, "requires");
+    if (req && !cJSON_IsNull(req)) {
+        const cJSON *f;
+        int n = 0;
+        if (!cJSON_IsArray(req))
+            n = -1;
+        cJSON_ArrayForEach(f, req)
+        {
+            if (n < 0 || !cJSON_IsString(f) || !f->valuestring[0] ||
+                strlen(f->valuestring) > 31 || ++n > 16)
+                n = -1;
+        }
+        if (n < 0) {
+            snprintf(err, errlen, "field 'requires' must be at most 16 feature names "
+                                  "of 1..31 characters");
+            return TSR_EPROTO;
+        }
     }
     if (strcmp(outputs, "image") != 0 && strcmp(outputs, "none") != 0) {
         snprintf(err, errlen, "field 'outputs' must be 'image' or 'none'");
@@ -430,12 +467,21 @@ static int s_parse_submit(struct master *m, const cJSON *h, struct job *j, char 
     if (!scene && strcmp(renderer, "builtin") == 0)
         scene = "scene.json";
     j->outputs_image = strcmp(outputs, "image") == 0;
-    if (strcmp(renderer, "command") == 0 && (j->outputs_image || tiles[0] * tiles[1] > 1) &&
+    if (strcmp(renderer, "builtin") != 0 && (j->outputs_image || tiles[0] * tiles[1] > 1) &&
         size[0] == 0) {
-        snprintf(err, errlen, "the command renderer needs the frame size (--size WxH) "
-                              "for images or tiles");
+        snprintf(err, errlen, "the %s renderer needs the frame size (--size WxH) "
+                              "for images or tiles", renderer);
         return TSR_EINVAL;
     }
+    if (strcmp(renderer, "blender") == 0 && (!scene || !scene[0])) {
+        snprintf(err, errlen, "the blender renderer needs the .blend file (--scene)");
+        return TSR_EINVAL;
+    }
+    j->gpu = gpu;
+    snprintf(j->cycles_device, sizeof j->cycles_device, "%s", cdev);
+    j->requires = req && cJSON_IsArray(req) && cJSON_GetArraySize(req) > 0
+                      ? cJSON_Duplicate(req, 1)
+                      : NULL;
     if (scene && (scene[0] == '/' || strstr(scene, ".."))) {
         snprintf(err, errlen, "scene path '%s' must be relative, without '..'", scene);
         return TSR_EUNSAFE;

@@ -120,6 +120,10 @@ struct job {
     char *frame_set;              /* the frame set as submitted (owned) */
     char *command;                /* command template, or NULL (owned) */
     int outputs_image;            /* 1: tasks produce images; 0: none */
+    int gpu;                      /* tasks need a GPU slot */
+    char cycles_device[16];       /* Blender's Cycles device asked for, or "" */
+    cJSON *requires;              /* features a worker must announce (owned
+                                     array of strings, may be NULL) */
     int tiles_x, tiles_y;         /* tile grid */
     int chunk;                    /* frames per task */
     int priority;                 /* 0..100, higher first */
@@ -154,7 +158,9 @@ struct worker {
     size_t peer_len;              /* 0 when not connected */
     int live;                     /* connected and heard from recently */
     int slots;                    /* announced slots */
-    int credit;                   /* tasks we may still send */
+    int credit;                   /* CPU tasks we may still send */
+    int gpu_slots;                /* announced GPU slots (one per device) */
+    int gpu_credit;               /* GPU tasks we may still send */
     cJSON *caps;                  /* the HELLO header as announced (owned) */
     int64_t last_recv_ms;         /* monotonic time of its last message */
     int64_t last_send_ms;         /* monotonic time of our last message */
@@ -305,6 +311,9 @@ void workers_cron(struct master *m);
 void workers_dispatch(struct master *m);
 void workers_on_verified(struct master *m, struct pool_req *req);
 struct worker *worker_by_name(struct master *m, const char *name);
+int worker_can_run(const struct worker *w, const struct job *j);
+const char *workers_waiting_reason(struct master *m, const struct job *j, char *buf,
+                                   size_t size);
 struct worker *worker_by_peer(struct master *m, const void *peer, size_t len);
 void worker_remove_run(struct worker *w, uint64_t attempt);
 cJSON *worker_to_json(const struct master *m, const struct worker *w);

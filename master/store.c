@@ -207,6 +207,10 @@ int store_put_job(struct master *m, const struct job *j)
     if (j->command)
         cJSON_AddStringToObject(o, "command", j->command);
     cJSON_AddBoolToObject(o, "outputs_image", j->outputs_image);
+    cJSON_AddBoolToObject(o, "gpu", j->gpu);
+    cJSON_AddStringToObject(o, "cycles_device", j->cycles_device);
+    if (j->requires)
+        cJSON_AddItemToObject(o, "requires", cJSON_Duplicate(j->requires, 1));
     cJSON_AddNumberToObject(o, "tiles_x", j->tiles_x);
     cJSON_AddNumberToObject(o, "tiles_y", j->tiles_y);
     cJSON_AddNumberToObject(o, "chunk", j->chunk);
@@ -385,6 +389,10 @@ static struct job *s_job_from_json(const cJSON *o)
     const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(o, "command");
     j->command = cJSON_IsString(cmd) ? strdup(cmd->valuestring) : NULL;
     j->outputs_image = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "outputs_image"));
+    j->gpu = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "gpu"));
+    snprintf(j->cycles_device, sizeof j->cycles_device, "%s", s_jstr(o, "cycles_device"));
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(o, "requires");
+    j->requires = cJSON_IsArray(req) ? cJSON_Duplicate(req, 1) : NULL;
     j->tiles_x = (int)s_jnum(o, "tiles_x");
     j->tiles_y = (int)s_jnum(o, "tiles_y");
     j->chunk = (int)s_jnum(o, "chunk");

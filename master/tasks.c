@@ -86,7 +86,10 @@ void task_dispatch(struct master *m, struct job *j, uint32_t idx, struct worker 
         w->running = realloc(w->running, w->caprunning * sizeof *w->running);
     }
     w->running[w->nrunning++] = (struct run_ref){t->attempt, j->id, idx};
-    w->credit--;
+    if (j->gpu)
+        w->gpu_credit--;
+    else
+        w->credit--;
 
     struct tsr_region r = s_region(j, t->tile);
     cJSON *h = cJSON_CreateObject();
@@ -110,6 +113,11 @@ void task_dispatch(struct master *m, struct job *j, uint32_t idx, struct worker 
         cJSON_AddStringToObject(h, "command", j->command);
     cJSON_AddStringToObject(h, "outputs", j->outputs_image ? "image" : "none");
     cJSON_AddNumberToObject(h, "timeout_s", j->timeout_s);
+    cJSON_AddBoolToObject(h, "gpu", j->gpu);
+    if (j->cycles_device[0])
+        cJSON_AddStringToObject(h, "cycles_device", j->cycles_device);
+    if (j->requires)
+        cJSON_AddItemToObject(h, "requires", cJSON_Duplicate(j->requires, 1));
     master_send(m, m->workers_sock, w->peer, w->peer_len, "TASK", h, NULL, 0);
     cJSON_Delete(h);
     tsr_log(TSR_LOG_DEBUG, "tasks", "job %llu task %u attempt %llu -> %s",

@@ -64,8 +64,10 @@ cJSON *worker_to_json(const struct master *m, const struct worker *w)
     cJSON_AddStringToObject(o, "hub", w->hub);
     cJSON_AddStringToObject(o, "state", !w->live ? "lost" : w->nrunning ? "busy" : "idle");
     cJSON_AddNumberToObject(o, "slots", w->slots);
+    cJSON_AddNumberToObject(o, "gpu_slots", w->gpu_slots);
     cJSON_AddNumberToObject(o, "running", (double)w->nrunning);
-    const char *keys[] = {"cores", "memory_mb", "gpus", "renderers", "version"};
+    const char *keys[] = {"cores", "memory_mb", "gpus", "renderers", "features", "blender",
+                          "version"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         cJSON *v = w->caps ? cJSON_GetObjectItemCaseSensitive(w->caps, keys[i]) : NULL;
         if (v)
@@ -125,12 +127,14 @@ static void s_hello(struct master *m, struct tsr_msg *msg)
 {
     char err[256];
     const char *name = NULL, *hub = "local";
-    int64_t slots = 1;
+    int64_t slots = 1, gpu_slots = 0;
     int rc = tsr_hdr_str(msg->hdr, "name", MASTER_NAME_MAX, &name, err, sizeof err);
     if (!rc)
         rc = tsr_hdr_str_opt(msg->hdr, "hub", MASTER_NAME_MAX, &hub, err, sizeof err);
     if (!rc)
         rc = tsr_hdr_int(msg->hdr, "slots", 1, 1024, &slots, err, sizeof err);
+    if (!rc)
+        rc = tsr_hdr_int_opt(msg->hdr, "gpu_slots", 0, 64, &gpu_slots, err, sizeof err);
     if (!rc && !name[0]) {
         rc = TSR_EPROTO;
         snprintf(err, sizeof err, "field 'name' is empty");
@@ -185,7 +189,9 @@ static void s_hello(struct master *m, struct tsr_msg *msg)
     memcpy(w->peer, msg->peer, msg->peer_len);
     w->peer_len = msg->peer_len;
     w->slots = (int)slots;
+    w->gpu_slots = (int)gpu_slots;
     w->credit = 0;
+    w->gpu_credit = 0;
     w->live = 1;
     w->last_recv_ms = tsr_now_ms();
     w->last_seen_wall_ms = tsr_wall_ms();
@@ -351,8 +357,9 @@ void workers_on_message(struct master *m, struct tsr_msg *msg)
     w->last_seen_wall_ms = tsr_wall_ms();
     char err[256];
     if (strcmp(msg->cmd, "READY") == 0) {
-        int64_t credit = 0;
-        if (tsr_hdr_int(msg->hdr, "credit", 0, 1024, &credit, err, sizeof err) != 0) {
+        int64_t credit = 0, gpu_credit = 0;
+        if (tsr_hdr_int(msg->hdr, "credit", 0, 1024, &credit, err, sizeof err) != 0 ||
+            tsr_hdr_int_opt(msg->hdr, "gpu_credit", 0, 64, &gpu_credit, err, sizeof err)) {
             master_send_error(m, m->workers_sock, msg->peer, msg->peer_len, "READY", -1,
                               TSR_EPROTO, err);
             return;
@@ -360,6 +367,9 @@ void workers_on_message(struct master *m, struct tsr_msg *msg)
         w->credit += (int)credit;
         if (w->credit > w->slots + 1)
             w->credit = w->slots + 1; /* a slot each, plus one task ahead */
+        w->gpu_credit += (int)gpu_credit;
+        if (w->gpu_credit > w->gpu_slots)
+            w->gpu_credit = w->gpu_slots;
     } else if (strcmp(msg->cmd, "HEARTBEAT") == 0) {
         /* liveness noted above */
     } else if (strcmp(msg->cmd, "PROGRESS") == 0) {
@@ -409,6 +419,7 @@ void workers_cron(struct master *m)
             w->live = 0;
             w->peer_len = 0;
             w->credit = 0;
+            w->gpu_credit = 0;
             s_lose(m, w, "worker lost (no heartbeat)");
             store_put_worker(m, w);
             cJSON *ev = cJSON_CreateObject();
@@ -439,19 +450,42 @@ void workers_cron(struct master *m)
     }
 }
 
-/* Whether w can run j's tasks at all: it announced j's renderer. */
-static int s_can_run(const struct worker *w, const struct job *j)
+static int s_has(const cJSON *arr, const char *name)
 {
-    const cJSON *rs = w->caps ? cJSON_GetObjectItemCaseSensitive(w->caps, "renderers") : NULL;
-    if (!cJSON_IsArray(rs))
-        return strcmp(j->renderer, "builtin") == 0 || strcmp(j->renderer, "command") == 0;
-    const cJSON *r;
-    cJSON_ArrayForEach(r, rs)
+    const cJSON *v;
+    cJSON_ArrayForEach(v, arr)
     {
-        if (cJSON_IsString(r) && strcmp(r->valuestring, j->renderer) == 0)
+        if (cJSON_IsString(v) && strcmp(v->valuestring, name) == 0)
             return 1;
     }
     return 0;
+}
+
+/* Whether w can ever run j's tasks: it announced j's renderer, every
+ * feature j requires, and GPU slots if j needs a GPU. */
+int worker_can_run(const struct worker *w, const struct job *j)
+{
+    const cJSON *rs = w->caps ? cJSON_GetObjectItemCaseSensitive(w->caps, "renderers") : NULL;
+    if (cJSON_IsArray(rs) ? !s_has(rs, j->renderer)
+                          : strcmp(j->renderer, "builtin") != 0 &&
+                                strcmp(j->renderer, "command") != 0)
+        return 0;
+    if (j->gpu && w->gpu_slots <= 0)
+        return 0;
+    const cJSON *feats = w->caps ? cJSON_GetObjectItemCaseSensitive(w->caps, "features") : NULL;
+    const cJSON *f;
+    cJSON_ArrayForEach(f, j->requires)
+    {
+        if (!cJSON_IsString(f) || !s_has(feats, f->valuestring))
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether w has a free slot of the kind j needs right now. */
+static int s_can_run(const struct worker *w, const struct job *j)
+{
+    return (j->gpu ? w->gpu_credit > 0 : w->credit > 0) && worker_can_run(w, j);
 }
 
 /* The first queued task of j for w. A task that last failed on w goes
@@ -516,7 +550,7 @@ void workers_dispatch(struct master *m)
         progress = 0;
         for (size_t i = 0; i < m->nworkers; i++) {
             struct worker *w = m->workers[i];
-            if (!w->live || w->credit <= 0)
+            if (!w->live || (w->credit <= 0 && w->gpu_credit <= 0))
                 continue;
             struct job *j;
             uint32_t idx;
@@ -529,4 +563,54 @@ void workers_dispatch(struct master *m)
             progress = 1;
         }
     }
+}
+
+/* Why j's queued tasks cannot start, when no live worker can ever run them
+ * ("no live worker has the blender renderer", "... the feature 'oidn'");
+ * NULL when some live worker can, or nothing is queued. */
+const char *workers_waiting_reason(struct master *m, const struct job *j, char *buf,
+                                   size_t size)
+{
+    if (!j->n_queued || (j->state != JOB_QUEUED && j->state != JOB_RUNNING))
+        return NULL;
+    int live = 0, renderer = 0, gpu = 0;
+    for (size_t i = 0; i < m->nworkers; i++) {
+        const struct worker *w = m->workers[i];
+        if (!w->live)
+            continue;
+        live++;
+        if (worker_can_run(w, j))
+            return NULL;
+        const cJSON *rs = w->caps ? cJSON_GetObjectItemCaseSensitive(w->caps, "renderers")
+                                  : NULL;
+        renderer += s_has(rs, j->renderer);
+        gpu += w->gpu_slots > 0;
+    }
+    if (!live)
+        snprintf(buf, size, "no live worker");
+    else if (!renderer)
+        snprintf(buf, size, "no live worker has the %s renderer", j->renderer);
+    else if (j->gpu && !gpu)
+        snprintf(buf, size, "no live worker has a GPU");
+    else {
+        const cJSON *f;
+        cJSON_ArrayForEach(f, j->requires)
+        {
+            int any = 0;
+            for (size_t i = 0; i < m->nworkers && !any; i++) {
+                const struct worker *w = m->workers[i];
+                const cJSON *feats =
+                    w->caps ? cJSON_GetObjectItemCaseSensitive(w->caps, "features") : NULL;
+                any = w->live && cJSON_IsString(f) && s_has(feats, f->valuestring);
+            }
+            if (!any) {
+                snprintf(buf, size, "no live worker has the feature '%s'",
+                         cJSON_IsString(f) ? f->valuestring : "?");
+                return buf;
+            }
+        }
+        snprintf(buf, size, "no live worker has all of: renderer %s%s and the features "
+                 "required", j->renderer, j->gpu ? ", a GPU" : "");
+    }
+    return buf;
 }
