@@ -66,6 +66,8 @@ static cJSON *s_frame_json(const struct job *j, uint32_t i)
 }
 
 static void s_sheet(struct master *m, struct tsr_msg *msg, int64_t rid, struct job *j);
+static void s_retry(struct master *m, struct tsr_msg *msg, int64_t rid, struct job *j);
+static void s_worker_action(struct master *m, struct tsr_msg *msg, int64_t rid);
 
 void clients_on_message(struct master *m, struct tsr_msg *msg)
 {
@@ -122,6 +124,26 @@ void clients_on_message(struct master *m, struct tsr_msg *msg)
             cJSON_AddStringToObject(h, "state", job_state_name(j->state));
             s_reply(m, msg, "CANCELLED", rid, h);
         }
+    } else if (strcmp(c, "PAUSE") == 0 || strcmp(c, "RESUME") == 0) {
+        struct job *j = s_job_arg(m, msg, rid);
+        int pause = strcmp(c, "PAUSE") == 0;
+        if (j && job_pause(m, j, pause) != 0) {
+            snprintf(err, sizeof err, "job %llu has ended (%s)", (unsigned long long)j->id,
+                     job_state_name(j->state));
+            master_send_error(m, m->clients, msg->peer, msg->peer_len, c, rid, TSR_ESTATE,
+                              err);
+        } else if (j) {
+            cJSON *h = cJSON_CreateObject();
+            cJSON_AddNumberToObject(h, "id", (double)j->id);
+            cJSON_AddStringToObject(h, "state", job_state_name(j->state));
+            s_reply(m, msg, pause ? "PAUSED" : "RESUMED", rid, h);
+        }
+    } else if (strcmp(c, "RETRY") == 0) {
+        struct job *j = s_job_arg(m, msg, rid);
+        if (j)
+            s_retry(m, msg, rid, j);
+    } else if (strcmp(c, "WORKER") == 0) {
+        s_worker_action(m, msg, rid);
     } else if (strcmp(c, "SHEET") == 0) {
         struct job *j = s_job_arg(m, msg, rid);
         if (j)
@@ -211,4 +233,98 @@ void clients_on_sheet_done(struct master *m, struct pool_req *req)
     cJSON_AddNumberToObject(h, "frames", (double)req->npieces);
     master_send(m, m->clients, req->peer, req->peer_len, "SHEET", h, NULL, 0);
     cJSON_Delete(h);
+}
+
+/* RETRY {job, tasks?}: failed tasks (all, or the ones named) go back to the
+ * queue with a fresh count of attempts; a failed job runs again. */
+static void s_retry(struct master *m, struct tsr_msg *msg, int64_t rid, struct job *j)
+{
+    char err[256];
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(msg->hdr, "tasks");
+    uint32_t tasks[256];
+    size_t n = 0;
+    if (list && !cJSON_IsNull(list)) {
+        const cJSON *t;
+        int bad = !cJSON_IsArray(list) || cJSON_GetArraySize(list) > 256;
+        cJSON_ArrayForEach(t, list)
+        {
+            if (bad || !cJSON_IsNumber(t) || t->valuedouble < 0 ||
+                t->valuedouble >= j->ntasks || t->valuedouble != (uint32_t)t->valuedouble) {
+                bad = 1;
+                break;
+            }
+            tasks[n++] = (uint32_t)t->valuedouble;
+        }
+        if (bad) {
+            snprintf(err, sizeof err, "field 'tasks' must list at most 256 task numbers of "
+                     "job %llu (0..%u)", (unsigned long long)j->id, j->ntasks - 1);
+            master_send_error(m, m->clients, msg->peer, msg->peer_len, "RETRY", rid,
+                              TSR_EPROTO, err);
+            return;
+        }
+    }
+    uint32_t requeued = 0;
+    int rc = job_retry(m, j, tasks, n, &requeued);
+    if (rc == TSR_EINVAL) {
+        snprintf(err, sizeof err, "only failed tasks can be retried");
+    } else if (rc != 0) {
+        snprintf(err, sizeof err, "job %llu is %s", (unsigned long long)j->id,
+                 job_state_name(j->state));
+    }
+    if (rc != 0) {
+        master_send_error(m, m->clients, msg->peer, msg->peer_len, "RETRY", rid, rc, err);
+        return;
+    }
+    tsr_log(TSR_LOG_INFO, "clients", "job %llu: %u failed tasks requeued",
+            (unsigned long long)j->id, requeued);
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddNumberToObject(h, "id", (double)j->id);
+    cJSON_AddNumberToObject(h, "requeued", requeued);
+    cJSON_AddStringToObject(h, "state", job_state_name(j->state));
+    s_reply(m, msg, "RETRIED", rid, h);
+}
+
+/* WORKER {name, action}: drain (finish what it has, take nothing new),
+ * undrain, or release from quarantine. */
+static void s_worker_action(struct master *m, struct tsr_msg *msg, int64_t rid)
+{
+    char err[256];
+    const char *name = NULL, *action = NULL;
+    int rc = tsr_hdr_str(msg->hdr, "name", MASTER_NAME_MAX, &name, err, sizeof err);
+    if (!rc)
+        rc = tsr_hdr_str(msg->hdr, "action", 16, &action, err, sizeof err);
+    struct worker *w = rc ? NULL : worker_by_name(m, name);
+    if (!rc && !w) {
+        rc = TSR_ENOTFOUND;
+        snprintf(err, sizeof err, "no such worker '%s'", name);
+    }
+    if (!rc) {
+        if (strcmp(action, "drain") == 0)
+            w->draining = 1;
+        else if (strcmp(action, "undrain") == 0)
+            w->draining = 0;
+        else if (strcmp(action, "release") == 0) {
+            w->quarantined = 0;
+            w->quarantine_why[0] = '\0';
+            memset(w->recent_jobs, 0, sizeof w->recent_jobs);
+        } else {
+            rc = TSR_EINVAL;
+            snprintf(err, sizeof err, "unknown action '%s' (drain, undrain, release)", action);
+        }
+    }
+    if (rc) {
+        master_send_error(m, m->clients, msg->peer, msg->peer_len, "WORKER", rid, rc, err);
+        return;
+    }
+    store_put_worker(m, w);
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "worker", w->name);
+    char kind[32];
+    snprintf(kind, sizeof kind, "worker_%s", action);
+    store_event(m, kind, 0, ev);
+    cJSON_Delete(ev);
+    tsr_log(TSR_LOG_INFO, "clients", "worker '%s': %s", w->name, action);
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddItemToObject(h, "worker", worker_to_json(m, w));
+    s_reply(m, msg, "WORKER", rid, h);
 }

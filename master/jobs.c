@@ -5,16 +5,24 @@
  *
  *            first dispatch         every task done and every frame delivered
  *   QUEUED ----------------> RUNNING ------------------------------------> DONE
- *      |                        |  no task left to run, one or more failed
- *      |                        +------------------------------------------> FAILED
- *      +------------------------+--(cancel)--> CANCELLED
+ *    |  ^                     |  ^  |  no task left to run, one or more failed
+ *    |  |                     |  |  +------------------------------------> FAILED
+ *    |  | resume       pause  |  | resume                                  |
+ *    +--+-----> PAUSED <------+--+        retry (failed tasks requeued)    |
+ *  (pause)                    RUNNING <-----------------------------------+
+ *   QUEUED/RUNNING/PAUSED --(cancel)--> CANCELLED
  *
- * | transition            | function          |
- * |-----------------------|-------------------|
- * | submit -> QUEUED      | s_create          |
- * | QUEUED -> RUNNING     | task_dispatch     |
- * | RUNNING -> DONE/FAILED| job_check_done    |
- * | * -> CANCELLED        | job_cancel        |
+ * | transition                 | function          |
+ * |----------------------------|-------------------|
+ * | submit -> QUEUED           | s_create          |
+ * | QUEUED -> RUNNING          | task_dispatch     |
+ * | RUNNING -> DONE/FAILED     | job_check_done    |
+ * | QUEUED/RUNNING <-> PAUSED  | job_pause         |
+ * | FAILED -> RUNNING          | job_retry         |
+ * | * -> CANCELLED             | job_cancel        |
+ *
+ * A paused job starts nothing new; what runs finishes. A job whose last
+ * task ends while paused ends as it would have.
  *
  * A submission is checked in two halves: fields here on the reactor, the
  * archive (libarchive, perhaps gigabytes) on a pool thread; the job is
@@ -34,9 +42,9 @@
 
 const char *job_state_name(int s)
 {
-    static const char *const names[] = {"queued", "running", "done", "failed",
-                                        "cancelled"};
-    return s >= 0 && s <= JOB_CANCELLED ? names[s] : "unknown";
+    static const char *const names[] = {"queued", "running",   "done",
+                                        "failed", "cancelled", "paused"};
+    return s >= 0 && s <= JOB_PAUSED ? names[s] : "unknown";
 }
 
 struct job *job_find(struct master *m, uint64_t id)
@@ -66,6 +74,7 @@ void job_free(struct job *j)
     free(j->frame_info);
     free(j->hubs);
     free(j->progress);
+    free(j->blocks);
     cJSON_Delete(j->requires);
     free(j);
 }
@@ -253,9 +262,19 @@ static void s_finish(struct master *m, struct job *j, int state, const char *why
             job_state_name(state));
 }
 
+int job_ended(const struct job *j)
+{
+    return j->state == JOB_DONE || j->state == JOB_FAILED || j->state == JOB_CANCELLED;
+}
+
+int job_dispatchable(const struct job *j)
+{
+    return j->state == JOB_QUEUED || j->state == JOB_RUNNING;
+}
+
 void job_check_done(struct master *m, struct job *j)
 {
-    if (j->state != JOB_QUEUED && j->state != JOB_RUNNING)
+    if (job_ended(j))
         return;
     if (j->n_queued || j->n_running)
         return;
@@ -277,7 +296,7 @@ void job_check_done(struct master *m, struct job *j)
 
 void job_cancel(struct master *m, struct job *j)
 {
-    if (j->state != JOB_QUEUED && j->state != JOB_RUNNING)
+    if (job_ended(j))
         return;
     for (uint32_t i = 0; i < j->ntasks; i++) {
         struct task *t = &j->tasks[i];
@@ -302,6 +321,106 @@ void job_cancel(struct master *m, struct job *j)
         }
     }
     s_finish(m, j, JOB_CANCELLED, "cancelled");
+}
+
+int job_pause(struct master *m, struct job *j, int pause)
+{
+    if (job_ended(j))
+        return TSR_ESTATE;
+    if (pause && j->state != JOB_PAUSED)
+        j->state = JOB_PAUSED;
+    else if (!pause && j->state == JOB_PAUSED)
+        j->state = j->started_ms ? JOB_RUNNING : JOB_QUEUED;
+    else
+        return 0;
+    store_put_job(m, j);
+    store_event(m, pause ? "job_paused" : "job_resumed", j->id, NULL);
+    return 0;
+}
+
+int job_retry(struct master *m, struct job *j, const uint32_t *tasks, size_t ntasks,
+              uint32_t *requeued)
+{
+    *requeued = 0;
+    if (j->state == JOB_CANCELLED || j->state == JOB_DONE)
+        return TSR_ESTATE;
+    for (size_t k = 0; k < ntasks; k++)
+        if (tasks[k] >= j->ntasks || j->tasks[tasks[k]].state != TASK_FAILED)
+            return TSR_EINVAL;
+    for (uint32_t i = 0; i < j->ntasks; i++) {
+        int chosen = ntasks == 0;
+        for (size_t k = 0; k < ntasks && !chosen; k++)
+            chosen = tasks[k] == i;
+        struct task *t = &j->tasks[i];
+        if (!chosen || t->state != TASK_FAILED)
+            continue;
+        t->failures = 0;
+        t->retry_at_ms = 0;
+        task_set_state(j, i, TASK_QUEUED);
+        store_put_task(m, j, i);
+        (*requeued)++;
+    }
+    /* Frames whose assembly failed get another go with the next pieces. */
+    for (uint32_t f = 0; f < j->nframes; f++)
+        if (j->frame_info[f].state == FRAME_FAILED)
+            j->frame_info[f].state = FRAME_PENDING;
+    if (*requeued && j->state == JOB_FAILED) {
+        j->state = JOB_RUNNING;
+        j->finished_ms = 0;
+        j->error[0] = '\0';
+        frames_resume(m, j);
+    }
+    store_put_job(m, j);
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ev, "tasks", *requeued);
+    store_event(m, "job_retried", j->id, ev);
+    cJSON_Delete(ev);
+    job_check_done(m, j);
+    return 0;
+}
+
+/* Counts a failure of worker on j; returns 1 when the worker is now
+ * blocked for the job. */
+static struct block *s_block(struct job *j, const char *worker)
+{
+    for (size_t i = 0; i < j->nblocks; i++)
+        if (strcmp(j->blocks[i].worker, worker) == 0)
+            return &j->blocks[i];
+    struct block *b = realloc(j->blocks, (j->nblocks + 1) * sizeof *b);
+    if (!b)
+        return NULL;
+    j->blocks = b;
+    b = &j->blocks[j->nblocks++];
+    memset(b, 0, sizeof *b);
+    snprintf(b->worker, sizeof b->worker, "%s", worker);
+    return b;
+}
+
+int job_note_failure(struct master *m, struct job *j, const char *worker)
+{
+    struct block *b = s_block(j, worker);
+    if (!b)
+        return 0;
+    b->failures++;
+    if (b->failures >= (uint32_t)m->cfg.block_after && !b->until_ms) {
+        b->until_ms = tsr_now_ms() + m->cfg.block_ms;
+        return 1;
+    }
+    return 0;
+}
+
+int job_blocks(struct job *j, const char *worker, int64_t now_ms)
+{
+    for (size_t i = 0; i < j->nblocks; i++) {
+        struct block *b = &j->blocks[i];
+        if (strcmp(b->worker, worker) != 0 || !b->until_ms)
+            continue;
+        if (now_ms < b->until_ms)
+            return 1;
+        b->until_ms = 0; /* forgiven: a clean slate */
+        b->failures = 0;
+    }
+    return 0;
 }
 
 static cJSON *s_pair(int a, int b)
@@ -367,6 +486,11 @@ cJSON *job_to_json(const struct job *j)
     cJSON_AddNumberToObject(o, "elapsed_s", elapsed);
     cJSON_AddNumberToObject(o, "eta_s", eta);
     cJSON_AddStringToObject(o, "error", j->error);
+    cJSON *bl = cJSON_AddArrayToObject(o, "blocked_workers");
+    int64_t now = tsr_now_ms();
+    for (size_t i = 0; i < j->nblocks; i++)
+        if (j->blocks[i].until_ms > now)
+            cJSON_AddItemToArray(bl, cJSON_CreateString(j->blocks[i].worker));
     return o;
 }
 
@@ -379,7 +503,7 @@ static int s_parse_submit(struct master *m, const cJSON *h, struct job *j, char 
     const char *archive = NULL, *name = "job", *renderer = "builtin", *scene = NULL,
                *frames = NULL, *command = NULL, *outputs = "image";
     int64_t chunk = 1, priority = 50, maxf = m->cfg.default_max_failures,
-            timeout = m->cfg.default_timeout_s;
+            timeout = m->cfg.default_timeout_s, stall = MASTER_DEFAULT_STALL_S;
     int rc = tsr_hdr_hash(h, "archive", &archive, err, errlen);
     if (!rc) rc = tsr_hdr_str_opt(h, "name", MASTER_NAME_MAX, &name, err, errlen);
     if (!rc) rc = tsr_hdr_str_opt(h, "renderer", 15, &renderer, err, errlen);
@@ -391,6 +515,7 @@ static int s_parse_submit(struct master *m, const cJSON *h, struct job *j, char 
     if (!rc) rc = tsr_hdr_int_opt(h, "priority", 0, 100, &priority, err, errlen);
     if (!rc) rc = tsr_hdr_int_opt(h, "max_attempts", 1, 100, &maxf, err, errlen);
     if (!rc) rc = tsr_hdr_int_opt(h, "timeout_s", 1, 7 * 24 * 3600, &timeout, err, errlen);
+    if (!rc) rc = tsr_hdr_int_opt(h, "stall_s", 0, 7 * 24 * 3600, &stall, err, errlen);
     if (rc)
         return rc;
     int64_t tiles[2] = {1, 1}, size[2] = {0, 0};
@@ -502,6 +627,7 @@ static int s_parse_submit(struct master *m, const cJSON *h, struct job *j, char 
     j->priority = (int)priority;
     j->max_failures = (int)maxf;
     j->timeout_s = (int)timeout;
+    j->stall_s = (int)stall;
     j->tiles_x = (int)tiles[0];
     j->tiles_y = (int)tiles[1];
     j->width = (int)size[0];
@@ -516,6 +642,11 @@ void clients_on_submit(struct master *m, struct tsr_msg *msg)
     int64_t rid = -1;
     char err[512] = "";
     tsr_hdr_int_opt(msg->hdr, "rid", 0, INT64_MAX / 2, &rid, NULL, 0);
+    if (store_nearly_full(m, 80, err, sizeof err)) {
+        master_send_error(m, m->clients, msg->peer, msg->peer_len, "SUBMIT", rid, TSR_EFULL,
+                          err);
+        return;
+    }
     struct job *j = calloc(1, sizeof *j);
     int rc = j ? s_parse_submit(m, msg->hdr, j, err, sizeof err) : TSR_ENOMEM;
     if (rc != 0) {
@@ -523,6 +654,18 @@ void clients_on_submit(struct master *m, struct tsr_msg *msg)
         job_free(j);
         return;
     }
+    /* Its records go in with one commit: make room before that cycle. */
+    uint64_t need = (uint64_t)j->ntasks * 700 + (uint64_t)j->nframes * 600;
+    if (!store_fits(m, need)) {
+        snprintf(err, sizeof err, "a job of %u tasks does not fit the master's state "
+                 "database (--map-max %llu MiB)", j->ntasks,
+                 (unsigned long long)(m->cfg.map_max >> 20));
+        master_send_error(m, m->clients, msg->peer, msg->peer_len, "SUBMIT", rid, TSR_EFULL,
+                          err);
+        job_free(j);
+        return;
+    }
+    m->map_need += need;
     struct pool_req *req = calloc(1, sizeof *req);
     req->kind = POOL_CHECK_ARCHIVE;
     memcpy(req->peer, msg->peer, msg->peer_len);

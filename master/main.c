@@ -34,10 +34,12 @@ static void s_usage(FILE *out)
     fprintf(out,
             "usage: tessera-master [--data DIR] [--clients ENDPOINT] [--workers ENDPOINT]\n"
             "                      [--heartbeat-ms N] [--liveness N] [--map-size MIB]\n"
+            "                      [--map-max MIB] [--block-after N] [--quarantine-jobs N]\n"
             "                      [--threads N] [--log-level error|warn|info|debug]\n"
             "defaults: --data ./tessera-data --clients tcp://127.0.0.1:7400\n"
             "          --workers tcp://127.0.0.1:7401 --heartbeat-ms 1000 --liveness 5\n"
-            "          --map-size 1024 --threads 2\n");
+            "          --map-size 1024 --map-max 16384 --block-after 3 --quarantine-jobs 3\n"
+            "          --threads 2\n");
 }
 
 static int s_int_arg(const char *flag, const char *v, long min, long max, long *out)
@@ -79,12 +81,19 @@ int main(int argc, char **argv)
     m.cfg.pool_threads = 2;
     m.cfg.default_max_failures = 3;
     m.cfg.default_timeout_s = 3600;
+    m.cfg.map_max = 16384ULL << 20;
+    m.cfg.block_after = 3;
+    m.cfg.block_ms = 10 * 60 * 1000;
+    m.cfg.quarantine_jobs = 3;
+    m.cfg.quarantine_window_ms = 60 * 60 * 1000;
 
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'},      {"clients", required_argument, 0, 'c'},
         {"workers", required_argument, 0, 'w'},   {"heartbeat-ms", required_argument, 0, 'H'},
         {"liveness", required_argument, 0, 'L'},  {"map-size", required_argument, 0, 'M'},
         {"threads", required_argument, 0, 'T'},   {"log-level", required_argument, 0, 'l'},
+        {"map-max", required_argument, 0, 'X'},   {"block-after", required_argument, 0, 'B'},
+        {"quarantine-jobs", required_argument, 0, 'Q'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     int c;
     long n;
@@ -108,6 +117,21 @@ int main(int argc, char **argv)
             if (s_int_arg("--map-size", optarg, 1, 1 << 24, &n))
                 return 2;
             m.cfg.map_size = (uint64_t)n << 20;
+            break;
+        case 'X':
+            if (s_int_arg("--map-max", optarg, 1, 1 << 24, &n))
+                return 2;
+            m.cfg.map_max = (uint64_t)n << 20;
+            break;
+        case 'B':
+            if (s_int_arg("--block-after", optarg, 1, 1000, &n))
+                return 2;
+            m.cfg.block_after = (int)n;
+            break;
+        case 'Q':
+            if (s_int_arg("--quarantine-jobs", optarg, 1, 8, &n))
+                return 2;
+            m.cfg.quarantine_jobs = (int)n;
             break;
         case 'T':
             if (s_int_arg("--threads", optarg, 1, 16, &n))
@@ -139,10 +163,15 @@ int main(int argc, char **argv)
     }
     char tmp[MASTER_PATH_MAX + 64];
     snprintf(tmp, sizeof tmp, "%s/blobs/tmp", m.cfg.data_dir);
+    /* Staging files of uploads and assemblies that a crash interrupted: no
+     * record points at them, and their senders start again. */
+    tsr_rm_rf(tmp);
     if (tsr_mkdir_p(tmp) != 0) {
         fprintf(stderr, "tessera-master: cannot create data folder '%s'\n", m.cfg.data_dir);
         return 1;
     }
+    if (m.cfg.map_max < m.cfg.map_size)
+        m.cfg.map_max = m.cfg.map_size;
     if (store_open(&m) != 0 || store_load(&m) != 0) {
         fprintf(stderr, "tessera-master: cannot open the state in '%s/db'\n", m.cfg.data_dir);
         return 1;

@@ -44,6 +44,8 @@
 #define MASTER_MAX_TASKS 1000000
 #define MASTER_MAX_TILES 64     /* per axis */
 #define MASTER_MAX_CHUNK 10000
+#define FRAME_RETRY_MS 10000   /* retry of an assembly the disk refused */
+#define MASTER_DEFAULT_STALL_S 900 /* renderer silence that kills an attempt */
 
 enum task_state {
     TASK_QUEUED = 0,
@@ -60,6 +62,7 @@ enum job_state {
     JOB_DONE = 2,
     JOB_FAILED = 3,
     JOB_CANCELLED = 4,
+    JOB_PAUSED = 5,
 };
 
 enum frame_state {
@@ -83,12 +86,14 @@ struct task {
     uint16_t reserved;          /* zero */
     uint32_t render_ms;         /* render time of the accepted attempt */
     int64_t dispatched_ms;      /* wall clock of the live attempt's start */
+    int64_t retry_at_ms;        /* wall clock before which it is not dispatched
+                                   (a "retry later" failure), 0 if none */
     char worker[MASTER_NAME_MAX + 1];     /* worker of the live/accepted attempt */
     char hub[MASTER_NAME_MAX + 1];        /* that worker's hub */
     char last_failed[MASTER_NAME_MAX + 1]; /* worker of the last failure */
     char error[192];            /* last failure, one line */
 };
-#define TASK_RECORD_VERSION 1
+#define TASK_RECORD_VERSION 2
 
 /* One frame of a job, in memory; its LMDB record is JSON (`frames`). */
 struct frame {
@@ -100,6 +105,15 @@ struct frame {
     char worker[MASTER_NAME_MAX + 1]; /* worker of the last piece */
     char hub[MASTER_NAME_MAX + 1];    /* its hub */
     uint32_t render_ms;         /* render time summed over the pieces */
+};
+
+/* A worker's failures on one job; past the threshold it gets no more of the
+ * job's tasks until `until_ms` (the forgive time). In memory only: a master
+ * restart forgives. */
+struct block {
+    char worker[MASTER_NAME_MAX + 1]; /* worker name */
+    uint32_t failures;                /* its failed attempts of this job */
+    int64_t until_ms;                 /* monotonic end of the block, 0 if none */
 };
 
 /* Per-hub counters of a job, for status and watch. */
@@ -130,6 +144,7 @@ struct job {
     int width, height;            /* frame size, 0 when unknown (no images) */
     int max_failures;             /* failed attempts before a task fails */
     int timeout_s;                /* per-attempt time limit */
+    int stall_s;                  /* longest renderer silence; 0 = no limit */
     int64_t created_ms, started_ms, finished_ms; /* wall clock */
     char error[256];              /* why it failed, if it did */
 
@@ -148,6 +163,8 @@ struct job {
     uint64_t progress_sum;        /* sum of progress over active tasks */
     struct hub_count *hubs;       /* per-hub counts (owned) */
     size_t nhubs;                 /* entries in hubs */
+    struct block *blocks;         /* workers failing this job (owned) */
+    size_t nblocks;               /* entries in blocks */
 };
 
 /* A worker as the master sees it. */
@@ -167,6 +184,14 @@ struct worker {
     int64_t last_seen_wall_ms;    /* wall clock of its last message */
     uint64_t done;                /* tasks it completed */
     uint64_t failed;              /* attempts of it that failed */
+    int draining;                 /* takes no new tasks (operator's drain); stored */
+    int leaving;                  /* the worker is draining itself to stop
+                                     (SIGTERM); cleared by its next HELLO */
+    int quarantined;              /* failed across jobs: takes no tasks until
+                                     released; stored */
+    char quarantine_why[160];     /* why, for `tessera workers` */
+    uint64_t recent_jobs[8];      /* jobs of its last failures (quarantine) */
+    int64_t recent_ms[8];         /* when they failed (monotonic) */
     struct run_ref *running;      /* its live attempts (owned) */
     size_t nrunning;              /* entries in running */
     size_t caprunning;            /* capacity of running */
@@ -208,6 +233,12 @@ struct master_config {
     int pool_threads;            /* heavy-work threads */
     int default_max_failures;    /* failed attempts before a task fails */
     int default_timeout_s;       /* per-attempt time limit */
+    int block_after;             /* failures of one job that block a worker */
+    int block_ms;                /* how long such a block lasts */
+    int quarantine_jobs;         /* distinct failing jobs within the window
+                                    that quarantine a worker */
+    int64_t quarantine_window_ms; /* that window */
+    uint64_t map_max;            /* largest the LMDB map may grow to, bytes */
 };
 
 struct master {
@@ -222,6 +253,9 @@ struct master {
     MDB_dbi db_meta, db_jobs, db_tasks, db_frames, db_pieces, db_workers,
         db_blobs, db_events;      /* named databases */
     MDB_txn *txn;                 /* this cycle's write transaction or NULL */
+    uint64_t map_need;            /* bytes a pending submission will write */
+    int64_t frames_retry_ms;      /* when to retry assemblies the disk refused */
+    int64_t readers_check_ms;     /* when to clear stale LMDB readers next */
 
     uint64_t next_job;            /* next job id */
     uint64_t next_attempt;        /* next attempt id */
@@ -272,6 +306,13 @@ int store_put_counters(struct master *m);
 /* Appends an event; fields is borrowed and may be NULL. */
 int store_event(struct master *m, const char *kind, uint64_t job, cJSON *fields);
 int store_commit(struct master *m);
+/* Doubles the LMDB map (up to --map-max) when it is 70% used; call between
+ * transactions. */
+void store_maybe_grow(struct master *m);
+/* True when the map uses percent% of --map-max; why says so for a person. */
+int store_nearly_full(struct master *m, int percent, char *why, size_t whylen);
+/* True when need more bytes keep the map within 80% of --map-max. */
+int store_fits(struct master *m, uint64_t need);
 
 /* blobs.c */
 void blob_path(const struct master *m, const char *hash, char *out, size_t outlen);
@@ -292,6 +333,15 @@ void job_check_done(struct master *m, struct job *j);
 cJSON *job_to_json(const struct job *j);
 void jobs_on_archive_checked(struct master *m, struct pool_req *req);
 void job_cancel(struct master *m, struct job *j);
+/* Ended jobs are done, failed or cancelled; paused ones are not. */
+int job_ended(const struct job *j);
+/* Tasks of the job may be dispatched: queued or running, not paused. */
+int job_dispatchable(const struct job *j);
+int job_pause(struct master *m, struct job *j, int pause);
+int job_retry(struct master *m, struct job *j, const uint32_t *tasks, size_t ntasks,
+              uint32_t *requeued);
+int job_blocks(struct job *j, const char *worker, int64_t now_ms);
+int job_note_failure(struct master *m, struct job *j, const char *worker);
 
 /* tasks.c: the task state machine */
 void task_dispatch(struct master *m, struct job *j, uint32_t idx, struct worker *w);

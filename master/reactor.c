@@ -180,6 +180,7 @@ int master_run(struct master *m)
             {m->workers_sock, 0, ZMQ_POLLIN, 0},
             {m->pool_done, 0, ZMQ_POLLIN, 0},
         };
+        store_maybe_grow(m);
         int rc = zmq_poll(items, 3, timeout);
         if (rc < 0 && zmq_errno() != EINTR) {
             tsr_log(TSR_LOG_ERROR, "reactor", "poll failed: %s", zmq_strerror(zmq_errno()));
@@ -201,6 +202,20 @@ int master_run(struct master *m)
         if (now >= next_cron) {
             workers_cron(m);
             blobs_cron(m);
+            if (m->frames_retry_ms && now >= m->frames_retry_ms) {
+                m->frames_retry_ms = 0;
+                for (size_t i = 0; i < m->njobs; i++)
+                    frames_resume(m, m->jobs[i]);
+            }
+            if (now >= m->readers_check_ms) {
+                /* Readers left by processes that died (mdb_stat, a backup
+                 * tool) would pin old pages and grow the map for nothing. */
+                int dead = 0;
+                mdb_reader_check(m->env, &dead);
+                if (dead)
+                    tsr_log(TSR_LOG_INFO, "reactor", "cleared %d stale lmdb readers", dead);
+                m->readers_check_ms = now + 60000;
+            }
             int period = m->cfg.heartbeat_ms / 4;
             next_cron = now + (period < 50 ? 50 : period);
         }

@@ -153,6 +153,63 @@ MDB_txn *master_txn(struct master *m)
     return m->txn;
 }
 
+/* Bytes of the map in use (pages up to the last one written; LMDB reuses
+ * freed pages below it, so this errs on the high side) and the map size. */
+static void s_usage(struct master *m, uint64_t *used, uint64_t *size)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    mdb_env_info(m->env, &info);
+    mdb_env_stat(m->env, &st);
+    *used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    *size = info.me_mapsize;
+}
+
+void store_maybe_grow(struct master *m)
+{
+    if (m->txn)
+        return; /* the map may only change between transactions */
+    uint64_t used, size;
+    s_usage(m, &used, &size);
+    /* Keep 30% headroom over what is used plus what a pending submission
+     * will write in one transaction. */
+    uint64_t need = used + m->map_need;
+    m->map_need = 0;
+    if (need * 10 < size * 7 || size >= m->cfg.map_max)
+        return;
+    uint64_t want = size * 2;
+    while (want * 7 < need * 10)
+        want *= 2;
+    if (want > m->cfg.map_max)
+        want = m->cfg.map_max;
+    int rc = mdb_env_set_mapsize(m->env, want);
+    if (rc == 0)
+        tsr_log(TSR_LOG_INFO, "store", "state map grown to %llu MiB (%llu MiB used)",
+                (unsigned long long)(want >> 20), (unsigned long long)(used >> 20));
+    else
+        tsr_log(TSR_LOG_WARN, "store", "cannot grow the state map: %s", mdb_strerror(rc));
+}
+
+int store_nearly_full(struct master *m, int percent, char *why, size_t whylen)
+{
+    uint64_t used, size;
+    s_usage(m, &used, &size);
+    if (used * 100 < m->cfg.map_max * (uint64_t)percent)
+        return 0;
+    if (why)
+        snprintf(why, whylen, "the master's state database is full (%llu of %llu MiB); "
+                 "new submissions are refused until an operator raises --map-max",
+                 (unsigned long long)(used >> 20), (unsigned long long)(m->cfg.map_max >> 20));
+    return 1;
+}
+
+int store_fits(struct master *m, uint64_t need)
+{
+    uint64_t used, size;
+    s_usage(m, &used, &size);
+    return (used + need) * 10 <= m->cfg.map_max * 8;
+}
+
 int store_commit(struct master *m)
 {
     if (!m->txn)
@@ -219,6 +276,7 @@ int store_put_job(struct master *m, const struct job *j)
     cJSON_AddNumberToObject(o, "height", j->height);
     cJSON_AddNumberToObject(o, "max_failures", j->max_failures);
     cJSON_AddNumberToObject(o, "timeout_s", j->timeout_s);
+    cJSON_AddNumberToObject(o, "stall_s", j->stall_s);
     cJSON_AddNumberToObject(o, "created_ms", (double)j->created_ms);
     cJSON_AddNumberToObject(o, "started_ms", (double)j->started_ms);
     cJSON_AddNumberToObject(o, "finished_ms", (double)j->finished_ms);
@@ -305,6 +363,9 @@ int store_put_worker(struct master *m, const struct worker *w)
     cJSON_AddNumberToObject(o, "done", (double)w->done);
     cJSON_AddNumberToObject(o, "failed", (double)w->failed);
     cJSON_AddNumberToObject(o, "last_seen_ms", (double)w->last_seen_wall_ms);
+    cJSON_AddBoolToObject(o, "draining", w->draining);
+    cJSON_AddBoolToObject(o, "quarantined", w->quarantined);
+    cJSON_AddStringToObject(o, "quarantine_why", w->quarantine_why);
     if (w->caps)
         cJSON_AddItemToObject(o, "caps", cJSON_Duplicate(w->caps, 1));
     return s_put_json(m, m->db_workers, w->name, strlen(w->name), o);
@@ -336,6 +397,15 @@ int store_has_blob(struct master *m, const char *hash, uint64_t *size)
 
 int store_event(struct master *m, const char *kind, uint64_t job, cJSON *fields)
 {
+    /* The log is the one record that only grows: past 95% of the largest
+     * map it yields, so that the state of running jobs still fits. */
+    static int warned;
+    if (store_nearly_full(m, 95, NULL, 0)) {
+        if (!warned++)
+            tsr_log(TSR_LOG_WARN, "store", "state database nearly full: events not recorded");
+        return 0;
+    }
+    warned = 0;
     unsigned char key[8];
     s_be64(key, m->next_event++);
     cJSON *o = fields ? cJSON_Duplicate(fields, 1) : cJSON_CreateObject();
@@ -401,6 +471,7 @@ static struct job *s_job_from_json(const cJSON *o)
     j->height = (int)s_jnum(o, "height");
     j->max_failures = (int)s_jnum(o, "max_failures");
     j->timeout_s = (int)s_jnum(o, "timeout_s");
+    j->stall_s = (int)s_jnum(o, "stall_s");
     j->created_ms = (int64_t)s_jnum(o, "created_ms");
     j->started_ms = (int64_t)s_jnum(o, "started_ms");
     j->finished_ms = (int64_t)s_jnum(o, "finished_ms");
@@ -529,6 +600,10 @@ static int s_load_workers(struct master *m, MDB_txn *txn)
         w->done = (uint64_t)s_jnum(o, "done");
         w->failed = (uint64_t)s_jnum(o, "failed");
         w->last_seen_wall_ms = (int64_t)s_jnum(o, "last_seen_ms");
+        w->draining = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "draining"));
+        w->quarantined = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "quarantined"));
+        snprintf(w->quarantine_why, sizeof w->quarantine_why, "%s",
+                 s_jstr(o, "quarantine_why"));
         cJSON *caps = cJSON_GetObjectItemCaseSensitive(o, "caps");
         w->caps = caps ? cJSON_Duplicate(caps, 1) : NULL;
         cJSON_Delete(o);

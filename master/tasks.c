@@ -113,6 +113,7 @@ void task_dispatch(struct master *m, struct job *j, uint32_t idx, struct worker 
         cJSON_AddStringToObject(h, "command", j->command);
     cJSON_AddStringToObject(h, "outputs", j->outputs_image ? "image" : "none");
     cJSON_AddNumberToObject(h, "timeout_s", j->timeout_s);
+    cJSON_AddNumberToObject(h, "stall_s", j->stall_s);
     cJSON_AddBoolToObject(h, "gpu", j->gpu);
     if (j->cycles_device[0])
         cJSON_AddStringToObject(h, "cycles_device", j->cycles_device);
@@ -157,12 +158,83 @@ void task_requeue(struct master *m, struct job *j, uint32_t idx, const char *why
     store_put_task(m, j, idx);
 }
 
+/*
+ * What a failure class means for the task (doc/reliability.md):
+ *   retry elsewhere  the worker or its run was at fault: queue again, and
+ *                    prefer another worker;
+ *   retry later      a transient condition (memory, time, the network):
+ *                    queue again after a delay;
+ *   fail fast        the scene itself is broken: no attempt can succeed, so
+ *                    the task fails now, whatever attempts are left.
+ * worker_fault counts the failure against the worker (blocking it for the
+ * job, and towards quarantine); the scene's faults do not.
+ */
+enum { RETRY_ELSEWHERE, RETRY_LATER, FAIL_FAST };
+
+static const struct {
+    const char *cls;   /* class as the worker reports it */
+    int action;        /* RETRY_ELSEWHERE, RETRY_LATER or FAIL_FAST */
+    int delay_s;       /* for RETRY_LATER: how long to wait */
+    int worker_fault;  /* counts against the worker */
+} s_policy[] = {
+    {"crash", RETRY_ELSEWHERE, 0, 1},         {"exit", RETRY_ELSEWHERE, 0, 1},
+    {"bad_output", RETRY_ELSEWHERE, 0, 1},    {"stall", RETRY_ELSEWHERE, 0, 1},
+    {"internal", RETRY_ELSEWHERE, 0, 1},      {"missing_feature", RETRY_ELSEWHERE, 0, 1},
+    {"timeout", RETRY_LATER, 30, 1},          {"oom", RETRY_LATER, 60, 1},
+    {"fetch", RETRY_LATER, 10, 0},            {"upload", RETRY_LATER, 10, 0},
+    {"missing_asset", FAIL_FAST, 0, 0},       {"bad_task", FAIL_FAST, 0, 0},
+    {"archive", FAIL_FAST, 0, 0},
+};
+
+/* Remembers a worker-fault failure of w on job; quarantines w when its
+ * recent failures span quarantine_jobs distinct jobs within the window. */
+static void s_note_worker_failure(struct master *m, struct worker *w, uint64_t job)
+{
+    int64_t now = tsr_now_ms();
+    memmove(&w->recent_jobs[1], &w->recent_jobs[0], 7 * sizeof w->recent_jobs[0]);
+    memmove(&w->recent_ms[1], &w->recent_ms[0], 7 * sizeof w->recent_ms[0]);
+    w->recent_jobs[0] = job;
+    w->recent_ms[0] = now;
+    uint64_t seen[8];
+    int distinct = 0;
+    for (int i = 0; i < 8; i++) {
+        if (!w->recent_jobs[i] || now - w->recent_ms[i] > m->cfg.quarantine_window_ms)
+            continue;
+        int dup = 0;
+        for (int k = 0; k < distinct; k++)
+            dup |= seen[k] == w->recent_jobs[i];
+        if (!dup)
+            seen[distinct++] = w->recent_jobs[i];
+    }
+    if (distinct >= m->cfg.quarantine_jobs && !w->quarantined) {
+        w->quarantined = 1;
+        snprintf(w->quarantine_why, sizeof w->quarantine_why,
+                 "failed tasks of %d jobs within %lld s", distinct,
+                 (long long)(m->cfg.quarantine_window_ms / 1000));
+        tsr_log(TSR_LOG_WARN, "tasks", "worker '%s' quarantined: %s", w->name,
+                w->quarantine_why);
+        cJSON *ev = cJSON_CreateObject();
+        cJSON_AddStringToObject(ev, "worker", w->name);
+        cJSON_AddStringToObject(ev, "detail", w->quarantine_why);
+        store_event(m, "worker_quarantined", 0, ev);
+        cJSON_Delete(ev);
+    }
+}
+
 void task_fail(struct master *m, struct job *j, uint32_t idx, const char *cls,
                const char *why)
 {
     struct task *t = &j->tasks[idx];
     if (t->state != TASK_RUNNING && t->state != TASK_VERIFYING)
         return;
+    int action = RETRY_ELSEWHERE, delay_s = 0, fault = 1;
+    for (size_t i = 0; i < sizeof s_policy / sizeof s_policy[0]; i++) {
+        if (strcmp(s_policy[i].cls, cls) == 0) {
+            action = s_policy[i].action;
+            delay_s = s_policy[i].delay_s;
+            fault = s_policy[i].worker_fault;
+        }
+    }
     char line[192];
     snprintf(line, sizeof line, "%s: %s", cls, why);
     s_event(m, "task_failed", j, idx, line);
@@ -170,6 +242,17 @@ void task_fail(struct master *m, struct job *j, uint32_t idx, const char *cls,
     if (w) {
         w->failed++;
         worker_remove_run(w, t->attempt);
+        if (fault) {
+            if (job_note_failure(m, j, w->name)) {
+                tsr_log(TSR_LOG_WARN, "tasks", "worker '%s' blocked for job %llu after %d "
+                        "failures", w->name, (unsigned long long)j->id, m->cfg.block_after);
+                cJSON *ev = cJSON_CreateObject();
+                cJSON_AddStringToObject(ev, "worker", w->name);
+                store_event(m, "worker_blocked", j->id, ev);
+                cJSON_Delete(ev);
+            }
+            s_note_worker_failure(m, w, j->id);
+        }
         store_put_worker(m, w);
     }
     t->failures++;
@@ -178,11 +261,12 @@ void task_fail(struct master *m, struct job *j, uint32_t idx, const char *cls,
     tsr_log(TSR_LOG_WARN, "tasks", "job %llu task %u attempt %llu on '%s' failed (%d/%d): %s",
             (unsigned long long)j->id, idx, (unsigned long long)t->attempt, t->worker,
             t->failures, j->max_failures, line);
-    if (t->failures >= j->max_failures) {
+    if (action == FAIL_FAST || t->failures >= j->max_failures) {
         task_set_state(j, idx, TASK_FAILED);
     } else {
         task_set_state(j, idx, TASK_QUEUED);
         t->worker[0] = t->hub[0] = '\0';
+        t->retry_at_ms = action == RETRY_LATER ? tsr_wall_ms() + delay_s * 1000LL : 0;
     }
     t->attempt = 0;
     store_put_task(m, j, idx);
@@ -271,6 +355,15 @@ void frame_assembled(struct master *m, struct job *j, uint32_t fidx, int rc,
     struct frame *f = &j->frame_info[fidx];
     if (f->state != FRAME_ASSEMBLING)
         return;
+    if (rc == TSR_EFULL || rc == TSR_EIO) {
+        /* The disk, not the pieces: try again when space may have returned. */
+        tsr_log(TSR_LOG_ERROR, "tasks", "job %llu frame %d: cannot assemble (%s); retrying "
+                "in %d s", (unsigned long long)j->id, j->frames[fidx], err,
+                FRAME_RETRY_MS / 1000);
+        f->state = FRAME_PENDING;
+        m->frames_retry_ms = tsr_now_ms() + FRAME_RETRY_MS;
+        return;
+    }
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddNumberToObject(ev, "frame", j->frames[fidx]);
     if (rc == 0) {
@@ -299,7 +392,7 @@ void frame_assembled(struct master *m, struct job *j, uint32_t fidx, int rc,
 
 void frames_resume(struct master *m, struct job *j)
 {
-    if (!j->outputs_image || (j->state != JOB_RUNNING && j->state != JOB_QUEUED))
+    if (!j->outputs_image || job_ended(j))
         return;
     uint32_t ntiles = (uint32_t)(j->tiles_x * j->tiles_y);
     for (uint32_t f = 0; f < j->nframes; f++) {

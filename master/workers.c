@@ -62,7 +62,14 @@ cJSON *worker_to_json(const struct master *m, const struct worker *w)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", w->name);
     cJSON_AddStringToObject(o, "hub", w->hub);
-    cJSON_AddStringToObject(o, "state", !w->live ? "lost" : w->nrunning ? "busy" : "idle");
+    const char *state = !w->live             ? "lost"
+                        : w->quarantined     ? "quarantined"
+                        : w->draining || w->leaving ? (w->nrunning ? "draining" : "drained")
+                        : w->nrunning        ? "busy"
+                                             : "idle";
+    cJSON_AddStringToObject(o, "state", state);
+    if (w->quarantined)
+        cJSON_AddStringToObject(o, "quarantine_reason", w->quarantine_why);
     cJSON_AddNumberToObject(o, "slots", w->slots);
     cJSON_AddNumberToObject(o, "gpu_slots", w->gpu_slots);
     cJSON_AddNumberToObject(o, "running", (double)w->nrunning);
@@ -190,6 +197,7 @@ static void s_hello(struct master *m, struct tsr_msg *msg)
     w->peer_len = msg->peer_len;
     w->slots = (int)slots;
     w->gpu_slots = (int)gpu_slots;
+    w->leaving = 0;
     w->credit = 0;
     w->gpu_credit = 0;
     w->live = 1;
@@ -370,6 +378,13 @@ void workers_on_message(struct master *m, struct tsr_msg *msg)
         w->gpu_credit += (int)gpu_credit;
         if (w->gpu_credit > w->gpu_slots)
             w->gpu_credit = w->gpu_slots;
+    } else if (strcmp(msg->cmd, "DRAIN") == 0) {
+        /* The worker is stopping (SIGTERM): no new tasks; it leaves when its
+         * own are done and acknowledged. */
+        if (!w->leaving) {
+            w->leaving = 1;
+            tsr_log(TSR_LOG_INFO, "workers", "worker '%s' is draining to stop", w->name);
+        }
     } else if (strcmp(msg->cmd, "HEARTBEAT") == 0) {
         /* liveness noted above */
     } else if (strcmp(msg->cmd, "PROGRESS") == 0) {
@@ -465,6 +480,8 @@ static int s_has(const cJSON *arr, const char *name)
  * feature j requires, and GPU slots if j needs a GPU. */
 int worker_can_run(const struct worker *w, const struct job *j)
 {
+    if (w->draining || w->leaving || w->quarantined)
+        return 0;
     const cJSON *rs = w->caps ? cJSON_GetObjectItemCaseSensitive(w->caps, "renderers") : NULL;
     if (cJSON_IsArray(rs) ? !s_has(rs, j->renderer)
                           : strcmp(j->renderer, "builtin") != 0 &&
@@ -482,20 +499,24 @@ int worker_can_run(const struct worker *w, const struct job *j)
     return 1;
 }
 
-/* Whether w has a free slot of the kind j needs right now. */
-static int s_can_run(const struct worker *w, const struct job *j)
+/* Whether w has a free slot of the kind j needs right now, and is not
+ * blocked for j. */
+static int s_can_run(const struct worker *w, struct job *j, int64_t now)
 {
-    return (j->gpu ? w->gpu_credit > 0 : w->credit > 0) && worker_can_run(w, j);
+    return job_dispatchable(j) && j->n_queued &&
+           (j->gpu ? w->gpu_credit > 0 : w->credit > 0) && worker_can_run(w, j) &&
+           !job_blocks(j, w->name, now);
 }
 
 /* The first queued task of j for w. A task that last failed on w goes
  * elsewhere when another worker is live, and to w only when none is. */
-static int s_pick_in(struct job *j, struct worker *w, int others_live, uint32_t *iout)
+static int s_pick_in(struct job *j, struct worker *w, int others_live, int64_t wall,
+                     uint32_t *iout)
 {
     uint32_t skipped = j->ntasks;
     for (uint32_t i = j->scan; i < j->ntasks; i++) {
         struct task *t = &j->tasks[i];
-        if (t->state != TASK_QUEUED)
+        if (t->state != TASK_QUEUED || t->retry_at_ms > wall)
             continue;
         if (others_live && t->failures && strcmp(t->last_failed, w->name) == 0) {
             if (skipped == j->ntasks)
@@ -517,21 +538,21 @@ static int s_pick_in(struct job *j, struct worker *w, int others_live, uint32_t 
 static int s_pick(struct master *m, struct worker *w, int others_live, struct job **jout,
                   uint32_t *iout)
 {
+    int64_t now = tsr_now_ms(), wall = tsr_wall_ms();
     int below = INT32_MAX; /* try priorities below this, highest first */
     for (;;) {
         int prio = -1;
         for (size_t i = 0; i < m->njobs; i++) {
-            const struct job *j = m->jobs[i];
-            if ((j->state == JOB_QUEUED || j->state == JOB_RUNNING) && j->n_queued &&
-                j->priority < below && j->priority > prio && s_can_run(w, j))
+            struct job *j = m->jobs[i];
+            if (j->priority < below && j->priority > prio && s_can_run(w, j, now))
                 prio = j->priority;
         }
         if (prio < 0)
             return 0;
         for (size_t i = 0; i < m->njobs; i++) {
             struct job *j = m->jobs[i];
-            if ((j->state == JOB_QUEUED || j->state == JOB_RUNNING) && j->n_queued &&
-                j->priority == prio && s_can_run(w, j) && s_pick_in(j, w, others_live, iout)) {
+            if (j->priority == prio && s_can_run(w, j, now) &&
+                s_pick_in(j, w, others_live, wall, iout)) {
                 *jout = j;
                 return 1;
             }
@@ -543,14 +564,17 @@ static int s_pick(struct master *m, struct worker *w, int others_live, struct jo
 void workers_dispatch(struct master *m)
 {
     int live = 0;
-    for (size_t i = 0; i < m->nworkers; i++)
-        live += m->workers[i]->live;
+    for (size_t i = 0; i < m->nworkers; i++) {
+        const struct worker *w = m->workers[i];
+        live += w->live && !w->draining && !w->leaving && !w->quarantined;
+    }
     int progress = 1;
     while (progress) {
         progress = 0;
         for (size_t i = 0; i < m->nworkers; i++) {
             struct worker *w = m->workers[i];
-            if (!w->live || (w->credit <= 0 && w->gpu_credit <= 0))
+            if (!w->live || w->draining || w->leaving || w->quarantined ||
+                (w->credit <= 0 && w->gpu_credit <= 0))
                 continue;
             struct job *j;
             uint32_t idx;
@@ -563,6 +587,18 @@ void workers_dispatch(struct master *m)
             progress = 1;
         }
     }
+}
+
+/* Whether a live worker could take j's tasks but for drain or quarantine. */
+static int s_would_take(struct master *m, const struct job *j)
+{
+    for (size_t i = 0; i < m->nworkers; i++) {
+        struct worker w = *m->workers[i];
+        w.draining = w.leaving = w.quarantined = 0;
+        if (w.live && worker_can_run(&w, j))
+            return 1;
+    }
+    return 0;
 }
 
 /* Why j's queued tasks cannot start, when no live worker can ever run them
@@ -588,6 +624,9 @@ const char *workers_waiting_reason(struct master *m, const struct job *j, char *
     }
     if (!live)
         snprintf(buf, size, "no live worker");
+    else if (s_would_take(m, j))
+        snprintf(buf, size, "every live worker that could run it is draining or "
+                            "quarantined");
     else if (!renderer)
         snprintf(buf, size, "no live worker has the %s renderer", j->renderer);
     else if (j->gpu && !gpu)

@@ -40,7 +40,7 @@ int tsr_core_free_slots(const struct tsr_core *w)
 
 void tsr_core_ready(struct tsr_core *w, int credit)
 {
-    if (credit <= 0)
+    if (credit <= 0 || w->draining)
         return;
     cJSON *h = cJSON_CreateObject();
     if (!h)
@@ -239,6 +239,7 @@ static void s_send_progress(struct tsr_core_task *t, int64_t now)
 static void s_on_line(void *ctx, const char *line)
 {
     struct tsr_core_task *t = ctx;
+    t->last_output_ms = tsr_now_ms(); /* any line shows it is alive (stall_s) */
     while (*line == ' ' || *line == '\t')
         line++;
     if (strncmp(line, "progress:", 9) != 0 || t->state != TSR_CORE_RUNNING)
@@ -299,6 +300,7 @@ static void s_start(struct tsr_core *w, struct tsr_core_task *t)
     t->state = TSR_CORE_RUNNING;
     int64_t now = tsr_now_ms();
     t->deadline_ms = t->spec.timeout_s > 0 ? now + t->spec.timeout_s * 1000 : INT64_MAX;
+    t->last_output_ms = now;
     tsr_log(TSR_LOG_INFO, S_LOG,
             "attempt %" PRId64 ": job %" PRId64 " task %" PRId64 " frames %" PRId64
             "-%" PRId64 " started (%s)",
@@ -412,6 +414,10 @@ static void s_finish(struct tsr_core *w, struct tsr_core_task *t, int st)
         cls = "timeout";
         snprintf(err, sizeof err, "renderer ran past its timeout of %" PRId64 " s",
                  t->spec.timeout_s);
+    } else if (t->stalled) {
+        cls = "stall";
+        snprintf(err, sizeof err, "renderer printed nothing for %" PRId64 " s",
+                 t->spec.stall_s);
     } else if (WIFSIGNALED(st)) {
         cls = "crash";
         snprintf(err, sizeof err, "renderer killed by signal %d", WTERMSIG(st));
@@ -604,6 +610,19 @@ int64_t tsr_core_tick(struct tsr_core *w, int64_t now, int64_t next)
         }
         if (t->state == TSR_CORE_RUNNING && !t->timed_out && t->deadline_ms < next)
             next = t->deadline_ms;
+        if (t->state == TSR_CORE_RUNNING && !t->timed_out && !t->stalled &&
+            t->spec.stall_s > 0) {
+            int64_t due = t->last_output_ms + t->spec.stall_s * 1000;
+            if (now >= due) {
+                tsr_log(TSR_LOG_WARN, S_LOG,
+                        "attempt %" PRId64 ": renderer silent for %" PRId64 " s; killing",
+                        t->spec.attempt, t->spec.stall_s);
+                t->stalled = 1;
+                tsr_child_terminate(t->child, now);
+            } else if (due < next) {
+                next = due;
+            }
+        }
         if (t->child) {
             int64_t k = tsr_child_tick(t->child, now);
             if (k < next)

@@ -64,6 +64,8 @@ struct tsr_core_task {
     char dir[PATH_MAX];         /* <cache>/tasks/<attempt> */
     int64_t deadline_ms;        /* when timeout_s runs out; INT64_MAX: never */
     int timed_out;              /* the timeout killed it */
+    int64_t last_output_ms;     /* when the renderer last printed a line */
+    int stalled;                /* its silence (stall_s) killed it */
     int progress;               /* last percent the renderer printed */
     int progress_pending;       /* progress not yet sent (rate limit) */
     int64_t progress_sent_ms;   /* when PROGRESS last went out */
@@ -89,6 +91,7 @@ struct tsr_core {
     int cores;                           /* online CPUs */
     int64_t memory_mb;                   /* physical memory */
     cJSON *gpus;                         /* [{name, memory_mb}] from nvidia-smi */
+    int draining;                        /* told the master: no new tasks */
 };
 
 /* Slots not held by a task or an unreported result. */

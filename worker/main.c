@@ -25,13 +25,18 @@
 #define S_NAME_MAX 63
 
 static volatile sig_atomic_t s_stop;
+static volatile sig_atomic_t s_drain;
 static int s_wake[2] = {-1, -1};
 
 static void s_on_signal(int sig)
 {
     int saved = errno;
-    if (sig == SIGTERM || sig == SIGINT)
+    /* SIGTERM drains: the tasks in hand finish and are delivered, then the
+     * worker exits. A second SIGTERM, or SIGINT, stops at once. */
+    if (sig == SIGINT || (sig == SIGTERM && s_drain))
         s_stop = 1;
+    else if (sig == SIGTERM)
+        s_drain = 1;
     ssize_t n = write(s_wake[1], "x", 1); /* a full pipe already wakes the loop */
     (void)n;
     errno = saved;
@@ -207,6 +212,7 @@ int main(int argc, char **argv)
     }
     cfg.wake_fd = s_wake[0];
     cfg.stop = &s_stop;
+    cfg.drain = &s_drain;
     int rc = tsr_worker_run(&cfg);
     return rc == 0 ? 0 : 1;
 }

@@ -183,6 +183,10 @@ int tsr_task_parse(const cJSON *hdr, struct tsr_task_spec *spec, char *err, size
     if ((rc = tsr_hdr_int_opt(hdr, "timeout_s", 0, TSR_TASK_MAX_TIMEOUT_S,
                               &spec->timeout_s, err, errlen)) != 0)
         return rc;
+    spec->stall_s = 0;
+    if ((rc = tsr_hdr_int_opt(hdr, "stall_s", 0, TSR_TASK_MAX_TIMEOUT_S, &spec->stall_s, err,
+                              errlen)) != 0)
+        return rc;
     return 0;
 }
 

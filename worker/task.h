@@ -25,11 +25,22 @@
 #define TSR_TASK_MAX_SIZE 32768                 /* widest / tallest frame, pixels */
 #define TSR_TASK_MAX_TIMEOUT_S (30 * 24 * 3600) /* longest timeout: 30 days */
 #define TSR_TASK_MAX_ID ((int64_t)1 << 53)      /* ids travel as JSON numbers */
+#define TSR_TASK_MAX_REQUIRES 16                /* most features a task requires */
+#define TSR_TASK_MAX_FEATURE 31                 /* longest feature name, bytes */
 
 /* Renderers this worker can run (doc/renderers.md). */
 enum tsr_renderer {
     TSR_RENDERER_BUILTIN = 0, /* tessera-render */
     TSR_RENDERER_COMMAND = 1, /* a shell command template */
+    TSR_RENDERER_BLENDER = 2, /* blender -b (worker/blender.c) */
+};
+
+/* Which Cycles device a Blender task asked for (TASK's cycles_device). */
+enum tsr_cycles_device {
+    TSR_CYCLES_DEFAULT = 0, /* none named: CPU on a CPU slot, OPTIX or CUDA on a GPU */
+    TSR_CYCLES_CPU = 1,     /* "CPU" */
+    TSR_CYCLES_CUDA = 2,    /* "CUDA" */
+    TSR_CYCLES_OPTIX = 3,   /* "OPTIX" */
 };
 
 /* One checked TASK. Strings are owned (tsr_task_spec_clear frees them). */
@@ -48,7 +59,13 @@ struct tsr_task_spec {
     int height;                 /* full frame height; 0 when unknown */
     char *command;              /* command template; "" for builtin */
     int outputs_image;          /* 1: one EXR per frame expected; 0: none */
+    int gpu;                    /* runs on a GPU slot (TASK's gpu) */
+    enum tsr_cycles_device cycles_device; /* Blender's device asked for */
+    /* Features the task needs (TASK's requires), each checked against ours. */
+    char requires[TSR_TASK_MAX_REQUIRES][TSR_TASK_MAX_FEATURE + 1];
+    int nrequires;              /* entries used in requires */
     int64_t timeout_s;          /* wall-clock limit; 0 = none */
+    int64_t stall_s;            /* longest silence of the renderer; 0 = none */
 };
 
 /*

@@ -150,9 +150,17 @@ static cJSON *s_hello(void *ctx)
     return h;
 }
 
+/* Tells the master to send nothing new (after SIGTERM). */
+static void s_send_drain(struct tsr_core *w)
+{
+    tsr_agent_send(w->agent, "DRAIN", NULL, NULL, 0);
+}
+
 static void s_welcome(void *ctx)
 {
     struct tsr_core *w = ctx;
+    if (w->draining)
+        s_send_drain(w);
     tsr_core_ready(w, tsr_core_free_slots(w));
     tsr_cache_resume(w->cache, w->agent);
     for (struct tsr_core_result *r = w->results; r; r = r->next)
@@ -276,6 +284,16 @@ static void s_loop(struct tsr_core *w)
     zmq_pollitem_t *items = NULL;
     struct tsr_core_task **owners = NULL;
     while (!*w->cfg->stop) {
+        if (w->cfg->drain && *w->cfg->drain && !w->draining) {
+            w->draining = 1;
+            tsr_log(TSR_LOG_INFO, S_LOG, "SIGTERM: finishing %s, taking no new tasks",
+                    w->tasks || w->results ? "the tasks in hand" : "(nothing in hand)");
+            s_send_drain(w);
+        }
+        if (w->draining && !w->tasks && !w->results) {
+            tsr_log(TSR_LOG_INFO, S_LOG, "drained: every result delivered");
+            break;
+        }
         int64_t now = tsr_now_ms();
         int64_t next = s_tick(w, now);
         size_t n = 0;

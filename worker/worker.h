@@ -24,6 +24,8 @@ struct tsr_worker_config {
     int liveness;                /* missed heartbeats before reconnecting */
     int wake_fd;                 /* readable when a signal came in; -1 if none */
     volatile sig_atomic_t *stop; /* set (by a signal handler) to stop */
+    volatile sig_atomic_t *drain; /* set (by SIGTERM) to finish what it has, take
+                                     nothing new, and stop; may be NULL */
 };
 
 /*

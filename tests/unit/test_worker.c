@@ -653,7 +653,7 @@ static void test_task_ok(void **state)
     assert_int_equal(s_int(msg.hdr, "percent"), 10);
     tsr_msg_clear(&msg);
     assert_false(s_take(m, "PROGRESS", 103, &msg));
-    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGTERM)), 0);
+    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGINT)), 0);
 }
 
 /* Renderers that fail: each failure has its class and its words. */
@@ -699,7 +699,7 @@ static void test_failures(void **state)
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "ok")));
     cJSON_Delete(res);
     s_assert_gone(m, pidfile);
-    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGTERM)), 0);
+    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGINT)), 0);
 }
 
 /* CANCEL: the renderer dies, no RESULT, the slot comes back. */
@@ -725,7 +725,7 @@ static void test_cancel(void **state)
     cJSON *res = s_result(m, 302);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "ok")));
     cJSON_Delete(res);
-    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGTERM)), 0);
+    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGINT)), 0);
 }
 
 /* Bad TASKs get a "bad_task" RESULT; malformed messages are ignored; the
@@ -794,7 +794,7 @@ static void test_bad_input(void **state)
     res = s_result(m, 405);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "ok")));
     cJSON_Delete(res);
-    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGTERM)), 0);
+    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGINT)), 0);
 }
 
 /* Two tasks on one big archive share one download of three chunks, which
@@ -814,7 +814,7 @@ static void test_shared_download(void **state)
     cJSON_Delete(a);
     cJSON_Delete(b);
     assert_int_equal(m->gets, 3);
-    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGTERM)), 0);
+    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGINT)), 0);
 }
 
 /* Images: checked, hashed, uploaded in chunks under credit, named in
@@ -874,7 +874,7 @@ static void test_images(void **state)
     res = s_result(m, 603);
     s_assert_failed(res, "bad_output", "frame 1: out_0001.exr is missing");
     cJSON_Delete(res);
-    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGTERM)), 0);
+    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGINT)), 0);
 }
 
 /* The master goes away with a result unacknowledged: the worker reconnects,
@@ -926,11 +926,45 @@ static void test_reconnect_resend(void **state)
     assert_int_equal(cJSON_GetArrayItem(running, 0)->valuedouble, 702);
     cJSON_Delete(hello);
     assert_int_equal(s_expect_ready(m), 1);
-    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGTERM)), 0);
+    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGINT)), 0);
 }
 
 /* The worker restarts with a result unacknowledged: it is re-sent from the
- * spool after the new HELLO. SIGTERM kills running renderers. */
+ * spool after the new HELLO. SIGINT kills running renderers at once. */
+/* SIGTERM drains: the worker tells the master (DRAIN), asks for nothing
+ * more, finishes the task in hand, delivers its result, and exits 0 once
+ * the result is acknowledged. */
+static void test_drain(void **state)
+{
+    struct fm *m = *state;
+    s_up(m, 2);
+    s_task(m, 851, "echo progress: 10; sleep 1; echo finished", NULL);
+    struct tsr_msg msg;
+    s_expect(m, "PROGRESS", 851, &msg);
+    tsr_msg_clear(&msg);
+    kill(m->pid, SIGTERM);
+    s_expect(m, "DRAIN", -1, &msg);
+    tsr_msg_clear(&msg);
+    cJSON *res = s_result(m, 851);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "ok")));
+    assert_non_null(strstr(s_str(res, "log"), "finished"));
+    cJSON_Delete(res);
+    /* Still running until the result is acknowledged. */
+    int st = 0;
+    assert_int_equal(waitpid(m->pid, &st, WNOHANG), 0);
+    s_ack(m, 851, 1);
+    int64_t end = tsr_now_ms() + WAIT_MS;
+    pid_t got = 0;
+    while ((got = waitpid(m->pid, &st, WNOHANG)) == 0 && tsr_now_ms() < end)
+        s_pump(m, 20);
+    assert_int_equal(got, m->pid);
+    m->pid = 0;
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    /* No credit was offered after the drain began. */
+    assert_false(s_take(m, "READY", -1, &msg));
+}
+
 static void test_restart_spool(void **state)
 {
     struct fm *m = *state;
@@ -950,7 +984,7 @@ static void test_restart_spool(void **state)
     pid_t renderer = (pid_t)atoi(text);
     free(text);
 
-    int st = s_stop_worker(m, SIGTERM);
+    int st = s_stop_worker(m, SIGINT);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
     assert_int_equal(kill(renderer, 0), -1); /* reaped by the worker */
@@ -1032,7 +1066,7 @@ static void test_builtin(void **state)
     }
     cJSON_Delete(res);
     s_ack(m, 901, 1);
-    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGTERM)), 0);
+    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGINT)), 0);
 }
 
 /* GPUs come from nvidia-smi on PATH; lines it cannot mean are skipped. */
@@ -1061,7 +1095,7 @@ static void test_gpus(void **state)
     assert_string_equal(s_str(cJSON_GetArrayItem(gpus, 1), "name"), "Tesla T4");
     assert_int_equal(s_int(cJSON_GetArrayItem(gpus, 1), "memory_mb"), 15360);
     cJSON_Delete(hello);
-    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGTERM)), 0);
+    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGINT)), 0);
 }
 
 /* Bad flags: one line, exit 2. */
@@ -1209,6 +1243,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_shared_download, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_images, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_resend, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_drain, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_restart_spool, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_builtin, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_gpus, s_setup, s_teardown),

@@ -51,6 +51,13 @@ extern const struct tsr_cli_cmd tsr_cmd_workers;
 extern const struct tsr_cli_cmd tsr_cmd_watch;
 extern const struct tsr_cli_cmd tsr_cmd_cancel;
 extern const struct tsr_cli_cmd tsr_cmd_fetch;
+extern const struct tsr_cli_cmd tsr_cmd_pause;
+extern const struct tsr_cli_cmd tsr_cmd_resume;
+extern const struct tsr_cli_cmd tsr_cmd_retry;
+
+/* `tessera workers drain|undrain|release NAME` (cmd_drain.c); argv[1] is
+ * the action. */
+int tsr_cli_worker_action(const struct tsr_cli *cli, int argc, char **argv);
 
 /*
  * The error reporter: prints "tessera: " and the formatted text as one line

@@ -292,6 +292,9 @@ static int s_print_workers(const cJSON *workers)
 
 static int s_workers(const struct tsr_cli *cli, int argc, char **argv)
 {
+    if (argc >= 2 && (strcmp(argv[1], "drain") == 0 || strcmp(argv[1], "undrain") == 0 ||
+                      strcmp(argv[1], "release") == 0))
+        return tsr_cli_worker_action(cli, argc, argv);
     struct s_args a = {0};
     int code = s_parse(&tsr_cmd_workers, argc, argv, 0, &a);
     if (code < 0)
@@ -326,6 +329,10 @@ const struct tsr_cli_cmd tsr_cmd_workers = {
     .name = "workers",
     .usage = "[--json]",
     .summary = "list workers: NAME HUB STATE SLOTS RUNNING DONE FAILED GPUS LAST-SEEN",
-    .help = "  --json   print the master's workers array as JSON\n",
+    .help = "  --json   print the master's workers array as JSON\n"
+            "\n"
+            "  tessera workers drain NAME     finish its tasks, take no more\n"
+            "  tessera workers undrain NAME   take work again\n"
+            "  tessera workers release NAME   end a quarantine\n",
     .run = s_workers,
 };
