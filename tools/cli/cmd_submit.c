@@ -55,6 +55,7 @@ struct s_args {
     int64_t size[2];           /* width, height; 0 when not given */
     int64_t max_attempts;      /* 0 when not given */
     int64_t timeout_s;         /* per-task timeout; 0 when not given */
+    int64_t stall_s;           /* longest renderer silence; -1 when not given */
     int wait;                  /* follow the job to its end */
     int json;                  /* machine output */
 };
@@ -143,7 +144,7 @@ static void s_default_name(const char *path, int is_dir, char *out, size_t size)
 
 static int s_parse(int argc, char **argv, struct s_args *a)
 {
-    enum { O_MAX_ATTEMPTS = 256, O_TIMEOUT_TASK, O_WAIT, O_JSON };
+    enum { O_MAX_ATTEMPTS = 256, O_TIMEOUT_TASK, O_STALL, O_WAIT, O_JSON };
     static const struct option opts[] = {
         {"renderer", required_argument, NULL, 'r'},
         {"scene", required_argument, NULL, 's'},
@@ -157,6 +158,7 @@ static int s_parse(int argc, char **argv, struct s_args *a)
         {"size", required_argument, NULL, 'S'},
         {"max-attempts", required_argument, NULL, O_MAX_ATTEMPTS},
         {"timeout-task", required_argument, NULL, O_TIMEOUT_TASK},
+        {"stall", required_argument, NULL, O_STALL},
         {"wait", no_argument, NULL, O_WAIT},
         {"json", no_argument, NULL, O_JSON},
         {"help", no_argument, NULL, 'h'},
@@ -238,6 +240,13 @@ static int s_parse(int argc, char **argv, struct s_args *a)
                     "submit: --timeout-task '%s': want seconds, at most %d", optarg,
                     S_MAX_TASK_S);
             a->timeout_s = (int64_t)ceil(secs);
+            break;
+        case O_STALL:
+            if (tsr_cli_parse_seconds(optarg, S_MAX_TASK_S, &secs) != 0)
+                return tsr_cli_error(TSR_CLI_USAGE,
+                                     "submit: --stall '%s': want seconds, at most %d "
+                                     "(0: no limit)", optarg, S_MAX_TASK_S);
+            a->stall_s = (int64_t)ceil(secs);
             break;
         case O_WAIT:
             a->wait = 1;
@@ -359,7 +368,8 @@ static cJSON *s_submit_header(const struct s_args *a, const char *hash)
         cJSON_AddStringToObject(h, "outputs", a->outputs) &&
         (!a->max_attempts ||
          cJSON_AddNumberToObject(h, "max_attempts", (double)a->max_attempts)) &&
-        (!a->timeout_s || cJSON_AddNumberToObject(h, "timeout_s", (double)a->timeout_s));
+        (!a->timeout_s || cJSON_AddNumberToObject(h, "timeout_s", (double)a->timeout_s)) &&
+        (a->stall_s < 0 || cJSON_AddNumberToObject(h, "stall_s", (double)a->stall_s));
     double tiles[2] = {(double)a->tiles[0], (double)a->tiles[1]};
     cJSON *t = cJSON_CreateDoubleArray(tiles, 2);
     ok = ok && t && cJSON_AddItemToObject(h, "tiles", t);
@@ -414,6 +424,7 @@ static int s_run(const struct tsr_cli *cli, int argc, char **argv)
                        .tiles = {1, 1},
                        .chunk = 1,
                        .priority = 50,
+                       .stall_s = -1,
                        .outputs = "image"};
     int code = s_parse(argc, argv, &a);
     if (code < 0)
@@ -514,6 +525,8 @@ const struct tsr_cli_cmd tsr_cmd_submit = {
         "  --size WxH                  frame size, when the renderer cannot tell\n"
         "  --max-attempts N            attempts per task before the job fails\n"
         "  --timeout-task SECONDS      longest a task may run\n"
+        "  --stall SECONDS             kill a renderer silent this long (default 900,\n"
+        "                              0: no limit)\n"
         "  --wait                      follow the job to its end; exit 0 only if done\n"
         "  --json                      print {\"id\": N} (with --wait: the final job)\n",
     .run = s_run,
