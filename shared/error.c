@@ -25,6 +25,7 @@ const char *tsr_strerror(int code)
     case TSR_ERENDER: return "render failed";
     case TSR_EVERSION: return "unsupported version";
     case TSR_EFULL: return "no space left";
+    case TSR_EACCESS: return "access denied";
     default: return "unknown error";
     }
 }

@@ -111,6 +111,18 @@ int tsr_proto_decode(const struct tsr_frame *frames, size_t nframes, struct tsr_
     return 0;
 }
 
+/* Copies a metadata property of part into out; "" when it is absent or
+ * does not fit (a truncated identity could name someone else). */
+static void s_meta(zmq_msg_t *part, const char *name, char *out, size_t size)
+{
+    const char *v = zmq_msg_gets(part, name);
+    size_t len = v ? strlen(v) : 0;
+    if (len >= size)
+        len = 0;
+    memcpy(out, v ? v : "", len);
+    out[len] = '\0';
+}
+
 int tsr_msg_recv(void *sock, int router, int nonblock, struct tsr_msg *msg, char *err,
                  size_t errlen)
 {
@@ -123,6 +135,8 @@ int tsr_msg_recv(void *sock, int router, int nonblock, struct tsr_msg *msg, char
     msg->body = NULL;
     msg->body_len = 0;
     msg->cmd[0] = '\0';
+    msg->user[0] = '\0';
+    msg->key[0] = '\0';
     while (more) {
         zmq_msg_t part;
         zmq_msg_init(&part);
@@ -147,6 +161,13 @@ int tsr_msg_recv(void *sock, int router, int nonblock, struct tsr_msg *msg, char
             zmq_msg_close(&part);
             rc = TSR_EPROTO; /* keep draining the rest of the message */
         }
+    }
+    /* ZAP's User-Id and metadata ride on the frames the peer sent, not on
+     * the routing id a ROUTER makes up. */
+    size_t meta = router ? 1 : 0;
+    if (n > meta) {
+        s_meta(&parts[meta], "User-Id", msg->user, sizeof msg->user);
+        s_meta(&parts[meta], "X-Key", msg->key, sizeof msg->key);
     }
     size_t first = 0;
     if (rc == 0 && router) {

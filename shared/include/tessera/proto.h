@@ -41,6 +41,10 @@ struct tsr_msg {
     cJSON *hdr;                                /* header object, owned */
     void *body;                                /* body bytes (malloc'd) or NULL */
     size_t body_len;                           /* body length */
+    char user[64];                             /* the peer's ZAP User-Id ("studio:x");
+                                                  "" when not authenticated */
+    char key[41];                              /* the Z85 public key it authenticated
+                                                  with (ZAP metadata X-Key), or "" */
 };
 
 /* A raw frame for the decoder: borrowed bytes. */
@@ -61,8 +65,10 @@ int tsr_proto_decode(const struct tsr_frame *frames, size_t nframes,
 
 /*
  * Receives one whole message from sock (ZMQ_DONTWAIT when nonblock). With
- * router set, the first frame is taken as the routing id. A malformed message
- * is consumed entirely; its routing id is still filled in, so the caller can
+ * router set, the first frame is taken as the routing id. user and key are
+ * read from the message's metadata (a ROUTER's routing id frame carries
+ * none, so from the first frame after it). A malformed message is consumed
+ * entirely; its routing id and user are still filled in, so the caller can
  * reply. Returns 0, TSR_ETIMEOUT (nothing waiting, nonblock), TSR_EPROTO,
  * TSR_EVERSION, TSR_ELIMIT, TSR_EZMQ.
  */
