@@ -4,8 +4,13 @@
  *   tessera-master [--data DIR] [--clients ENDPOINT] [--workers ENDPOINT]
  *                  [--heartbeat-ms N] [--liveness N] [--map-size MIB]
  *                  [--threads N] [--log-level L]
+ *                  [--key FILE --studio-keys DIR --operator-keys DIR
+ *                   --worker-keys DIR] [--insecure]
  */
+#include "auth.h"
 #include "master.h"
+
+#include "tessera/curve.h"
 
 #include "tessera/error.h"
 #include "tessera/hash.h"
@@ -22,6 +27,21 @@
 
 static struct master *s_master;
 
+/* Keys and key folders from the command line (doc/security.md). */
+static struct {
+    const char *key;          /* --key: the master's secret key file, or NULL */
+    struct auth_config dirs;  /* --studio-keys, --operator-keys, --worker-keys */
+    int insecure;             /* --insecure: plain TCP allowed off loopback */
+    char pub[TSR_KEY_Z85];    /* the master's public key (with --key) */
+    char sec[TSR_KEY_Z85];    /* and its secret key */
+} s_sec;
+
+static void s_on_hup(int sig)
+{
+    (void)sig;
+    auth_request_rescan();
+}
+
 static void s_on_signal(int sig)
 {
     (void)sig;
@@ -36,6 +56,8 @@ static void s_usage(FILE *out)
             "                      [--heartbeat-ms N] [--liveness N] [--map-size MIB]\n"
             "                      [--map-max MIB] [--block-after N] [--quarantine-jobs N]\n"
             "                      [--threads N] [--log-level error|warn|info|debug]\n"
+            "                      [--key FILE --studio-keys DIR --operator-keys DIR\n"
+            "                       --worker-keys DIR] [--insecure]\n"
             "defaults: --data ./tessera-data --clients tcp://127.0.0.1:7400\n"
             "          --workers tcp://127.0.0.1:7401 --heartbeat-ms 1000 --liveness 5\n"
             "          --map-size 1024 --map-max 16384 --block-after 3 --quarantine-jobs 3\n"
@@ -55,15 +77,72 @@ static int s_int_arg(const char *flag, const char *v, long min, long max, long *
     return 0;
 }
 
-static int s_bind(struct master *m, void **sock, const char *ep)
+static int s_bind(struct master *m, void **sock, const char *ep, const char *domain)
 {
     *sock = zmq_socket(m->zctx, ZMQ_ROUTER);
     if (!*sock || tsr_socket_setup(*sock) != 0)
         return TSR_EZMQ;
+    if (s_sec.key && tsr_curve_server(*sock, s_sec.sec, domain) != 0) {
+        fprintf(stderr, "tessera-master: cannot make '%s' a CURVE server: %s\n", ep,
+                zmq_strerror(zmq_errno()));
+        return TSR_EZMQ;
+    }
     if (zmq_bind(*sock, ep) != 0) {
         fprintf(stderr, "tessera-master: cannot listen on '%s': %s\n", ep,
                 zmq_strerror(zmq_errno()));
         return TSR_EZMQ;
+    }
+    return 0;
+}
+
+/*
+ * Checks the security flags and loads the master's key. Off loopback the
+ * master listens only with keys, or when the operator says --insecure: a
+ * farm open to the network without keys runs anyone's commands on every
+ * worker. Returns 0 or the exit code, having said why in one line.
+ */
+static int s_check_security(struct master *m)
+{
+    const char *dirs[] = {s_sec.dirs.studio_dir, s_sec.dirs.operator_dir,
+                          s_sec.dirs.worker_dir};
+    const char *flags[] = {"--studio-keys", "--operator-keys", "--worker-keys"};
+    for (int i = 0; i < 3; i++) {
+        if (dirs[i] && !dirs[i][0]) {
+            fprintf(stderr, "tessera-master: %s needs a folder\n", flags[i]);
+            return 2;
+        }
+        if (dirs[i] && !s_sec.key) {
+            fprintf(stderr, "tessera-master: %s needs --key (the master's own key)\n",
+                    flags[i]);
+            return 2;
+        }
+    }
+    if (s_sec.key) {
+        if (!dirs[2] || (!dirs[0] && !dirs[1])) {
+            fprintf(stderr, "tessera-master: --key needs --worker-keys DIR and "
+                            "--studio-keys DIR or --operator-keys DIR: whose keys to admit\n");
+            return 2;
+        }
+        char err[512];
+        if (tsr_key_load_secret(s_sec.key, s_sec.pub, s_sec.sec, err, sizeof err) != 0) {
+            fprintf(stderr, "tessera-master: --key: %s\n", err);
+            return 2;
+        }
+        return 0;
+    }
+    const char *eps[] = {m->cfg.client_ep, m->cfg.worker_ep};
+    for (int i = 0; i < 2; i++) {
+        if (tsr_endpoint_is_loopback(eps[i]))
+            continue;
+        if (!s_sec.insecure) {
+            fprintf(stderr, "tessera-master: refusing to listen on '%s' without keys: give "
+                            "--key and key folders (doc/security.md), or --insecure\n",
+                    eps[i]);
+            return 2;
+        }
+        tsr_log(TSR_LOG_WARN, "master", "listening on '%s' without keys (--insecure): "
+                                        "anyone who reaches it can submit jobs and run "
+                                        "commands on the workers", eps[i]);
     }
     return 0;
 }
@@ -94,6 +173,10 @@ int main(int argc, char **argv)
         {"threads", required_argument, 0, 'T'},   {"log-level", required_argument, 0, 'l'},
         {"map-max", required_argument, 0, 'X'},   {"block-after", required_argument, 0, 'B'},
         {"quarantine-jobs", required_argument, 0, 'Q'},
+        {"key", required_argument, 0, 1001},      {"studio-keys", required_argument, 0, 1002},
+        {"operator-keys", required_argument, 0, 1003},
+        {"worker-keys", required_argument, 0, 1004},
+        {"insecure", no_argument, 0, 1005},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     int c;
     long n;
@@ -145,6 +228,11 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 1001: s_sec.key = optarg; break;
+        case 1002: s_sec.dirs.studio_dir = optarg; break;
+        case 1003: s_sec.dirs.operator_dir = optarg; break;
+        case 1004: s_sec.dirs.worker_dir = optarg; break;
+        case 1005: s_sec.insecure = 1; break;
         case 'h': s_usage(stdout); return 0;
         default:
             fprintf(stderr, "tessera-master: unknown or incomplete option '%s'\n",
@@ -161,6 +249,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "tessera-master: libsodium failed to initialise\n");
         return 1;
     }
+    int code = s_check_security(&m);
+    if (code != 0)
+        return code;
     char tmp[MASTER_PATH_MAX + 64];
     snprintf(tmp, sizeof tmp, "%s/blobs/tmp", m.cfg.data_dir);
     /* Staging files of uploads and assemblies that a crash interrupted: no
@@ -177,9 +268,25 @@ int main(int argc, char **argv)
         return 1;
     }
     m.zctx = zmq_ctx_new();
-    if (s_bind(&m, &m.clients, m.cfg.client_ep) != 0 ||
-        s_bind(&m, &m.workers_sock, m.cfg.worker_ep) != 0)
+    m.access = access_new();
+    if (!m.zctx || !m.access) {
+        fprintf(stderr, "tessera-master: out of memory\n");
         return 1;
+    }
+    if (s_sec.key) {
+        /* Before any CURVE socket binds: without a handler libzmq would
+         * admit every key. */
+        char err[1300];
+        if (auth_start(m.zctx, &s_sec.dirs, &m.auth, err, sizeof err) != 0) {
+            fprintf(stderr, "tessera-master: %s; refusing to run with CURVE and no "
+                            "working ZAP handler\n", err);
+            return 1;
+        }
+    }
+    if (s_bind(&m, &m.clients, m.cfg.client_ep, "clients") != 0 ||
+        s_bind(&m, &m.workers_sock, m.cfg.worker_ep, "workers") != 0)
+        return 1;
+    memset(s_sec.sec, 0, sizeof s_sec.sec); /* the sockets hold it now */
     if (pool_start(&m, m.cfg.pool_threads) != 0) {
         fprintf(stderr, "tessera-master: cannot start worker threads\n");
         return 1;
@@ -190,6 +297,8 @@ int main(int argc, char **argv)
     sa.sa_handler = s_on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = s_on_hup;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     /* Tasks stored as running wait this long for their workers to come back
@@ -198,13 +307,16 @@ int main(int argc, char **argv)
     m.recover_until_ms = m.started_ms + 2LL * m.cfg.heartbeat_ms * m.cfg.liveness;
     for (size_t i = 0; i < m.njobs; i++)
         frames_resume(&m, m.jobs[i]);
-    tsr_log(TSR_LOG_INFO, "master", "listening for clients on %s and workers on %s",
-            m.cfg.client_ep, m.cfg.worker_ep);
+    tsr_log(TSR_LOG_INFO, "master", "listening for clients on %s and workers on %s%s%s",
+            m.cfg.client_ep, m.cfg.worker_ep, s_sec.key ? " with CURVE, public key " : "",
+            s_sec.key ? s_sec.pub : " without keys");
     int rc = master_run(&m);
     tsr_log(TSR_LOG_INFO, "master", "stopping");
     pool_stop(&m);
     zmq_close(m.clients);
     zmq_close(m.workers_sock);
+    auth_stop(&m.auth);
+    access_destroy(&m.access);
     zmq_ctx_term(m.zctx);
     store_commit(&m);
     store_close(&m);

@@ -127,6 +127,8 @@ struct job {
     uint64_t id;                  /* job id, from 1 */
     uint8_t state;                /* enum job_state */
     char name[MASTER_NAME_MAX + 1]; /* shown in lists */
+    char owner[64];               /* User-Id of the key that submitted it
+                                     ("studio:alice"); "" on a master without keys */
     char renderer[16];            /* "builtin" or "command" */
     char scene[MASTER_PATH_MAX + 1]; /* scene file inside the archive, may be "" */
     char archive[TSR_HASH_HEX];   /* the scene archive's blob */
@@ -273,6 +275,8 @@ struct master {
     int64_t recover_until_ms;     /* until then, running tasks wait for their
                                      workers to come back after a restart */
     volatile int stop;            /* set by SIGTERM/SIGINT */
+    struct auth *auth;            /* ZAP handler and key sets; NULL without keys */
+    struct access *access;        /* who may see what (access.c, auth.h) */
 };
 
 /* master.c / reactor.c */
@@ -389,6 +393,7 @@ struct pool_req {
     unsigned char peer[TSR_PROTO_MAX_ROUTING]; /* who asked */
     size_t peer_len;               /* its length */
     int64_t rid;                   /* the request id to echo */
+    char user[64];                 /* User-Id of who asked (SUBMIT: the owner) */
     char hash[TSR_HASH_HEX];       /* blob concerned */
     char path[MASTER_PATH_MAX + 64];  /* file to read/write/check */
     char path2[MASTER_PATH_MAX + 64]; /* destination file */

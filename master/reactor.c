@@ -9,6 +9,7 @@
  * outbox. So a peer never hears of a state that is not on disk, and a busy
  * master pays one fsync per cycle, not per message.
  */
+#include "auth.h"
 #include "master.h"
 
 #include "tessera/error.h"
@@ -127,6 +128,15 @@ static void s_drop_outbox(struct master *m)
 
 void master_on_pool_done(struct master *m, struct pool_req *req)
 {
+    /* Claims on blobs (access.c): an upload the master hashed, a sheet
+     * drawn for a job. */
+    if (req->kind == POOL_HASH_UPLOAD)
+        access_upload_done(m, req->hash, req->rc == 0);
+    if (req->kind == POOL_CONTACT_SHEET && req->rc == 0) {
+        struct job *j = job_find(m, req->job);
+        if (j)
+            access_grant(m, j->owner, req->out_hash);
+    }
     if (blobs_on_pool_done(m, req)) {
     } else if (req->kind == POOL_CHECK_ARCHIVE) {
         jobs_on_archive_checked(m, req);
@@ -141,6 +151,33 @@ void master_on_pool_done(struct master *m, struct pool_req *req)
                             &req->stats);
     }
     pool_req_free(req);
+}
+
+/*
+ * The gate of a master with keys: a message whose key was revoked since its
+ * connection was made (or a worker key registering another worker) is
+ * answered with ERROR and dropped. A worker whose messages are all dropped
+ * falls silent for the master, which declares it lost after heartbeat x
+ * liveness and requeues its attempts. Returns 1 when msg was refused.
+ */
+static int s_refused(struct master *m, void *sock, struct tsr_msg *msg, int is_workers)
+{
+    static char last_user[64];
+    static int64_t last_ms;
+    char why[256];
+    if (access_check_message(m, msg, is_workers, why, sizeof why) == 0)
+        return 0;
+    int64_t now = tsr_now_ms();
+    if (strcmp(last_user, msg->user) != 0 || now - last_ms > 10000) {
+        tsr_log(TSR_LOG_WARN, "reactor", "refused %s on the %s endpoint: %s", msg->cmd,
+                is_workers ? "worker" : "client", why);
+        snprintf(last_user, sizeof last_user, "%s", msg->user);
+        last_ms = now;
+    }
+    int64_t rid = -1;
+    tsr_hdr_int_opt(msg->hdr, "rid", 0, INT64_MAX / 2, &rid, NULL, 0);
+    master_send_error(m, sock, msg->peer, msg->peer_len, msg->cmd, rid, TSR_EACCESS, why);
+    return 1;
 }
 
 static void s_drain(struct master *m, void *sock, int is_workers)
@@ -159,6 +196,10 @@ static void s_drain(struct master *m, void *sock, int is_workers)
             tsr_msg_clear(&msg);
             if (rc == TSR_EZMQ)
                 return;
+            continue;
+        }
+        if (m->auth && s_refused(m, sock, &msg, is_workers)) {
+            tsr_msg_clear(&msg);
             continue;
         }
         if (is_workers)
@@ -202,6 +243,7 @@ int master_run(struct master *m)
         if (now >= next_cron) {
             workers_cron(m);
             blobs_cron(m);
+            access_cron(m);
             if (m->frames_retry_ms && now >= m->frames_retry_ms) {
                 m->frames_retry_ms = 0;
                 for (size_t i = 0; i < m->njobs; i++)

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "tessera/curve.h"
 #include "tessera/error.h"
 #include "tessera/log.h"
 #include "tessera/util.h"
@@ -38,6 +39,10 @@ struct tsr_agent {
     int backoff_ms;             /* the next reconnect delay */
     int64_t next_rid;           /* request ids handed out so far */
     struct tsr_agent_events ev; /* the owner's callbacks */
+    int curve;                  /* connect with CURVE keys */
+    char curve_pub[41];         /* our public key (Z85) */
+    char curve_sec[41];         /* our secret key (Z85) */
+    char curve_server[41];      /* the master's public key (Z85) */
 };
 
 int tsr_agent_new(const struct tsr_agent_config *cfg, const struct tsr_agent_events *ev,
@@ -57,6 +62,12 @@ int tsr_agent_new(const struct tsr_agent_config *cfg, const struct tsr_agent_eve
     if (!a->zctx) {
         free(a);
         return TSR_EZMQ;
+    }
+    if (cfg->curve_pub) {
+        a->curve = 1;
+        snprintf(a->curve_pub, sizeof a->curve_pub, "%s", cfg->curve_pub);
+        snprintf(a->curve_sec, sizeof a->curve_sec, "%s", cfg->curve_sec);
+        snprintf(a->curve_server, sizeof a->curve_server, "%s", cfg->curve_server);
     }
     a->cfg_heartbeat_ms = a->heartbeat_ms = cfg->heartbeat_ms;
     a->cfg_liveness = a->liveness = cfg->liveness;
@@ -82,6 +93,7 @@ void tsr_agent_destroy(struct tsr_agent **ap)
     if (!a)
         return;
     s_close(a);
+    memset(a->curve_sec, 0, sizeof a->curve_sec);
     zmq_ctx_term(a->zctx);
     free(a);
     *ap = NULL;
@@ -142,6 +154,8 @@ static void s_connect(struct tsr_agent *a, int64_t now)
     a->liveness = a->cfg_liveness;
     a->sock = zmq_socket(a->zctx, ZMQ_DEALER);
     if (!a->sock || tsr_socket_setup(a->sock) != 0 ||
+        (a->curve && tsr_curve_client(a->sock, a->curve_pub, a->curve_sec,
+                                      a->curve_server) != 0) ||
         zmq_connect(a->sock, a->endpoint) != 0) {
         tsr_log(TSR_LOG_ERROR, S_LOG, "cannot connect to master '%s': %s", a->endpoint,
                 zmq_strerror(zmq_errno()));
@@ -242,8 +256,12 @@ int64_t tsr_agent_tick(struct tsr_agent *a, int64_t now)
     if (now - a->last_recv_ms >= silence) {
         int was = a->welcomed;
         tsr_log(TSR_LOG_WARN, S_LOG,
-                "master %s silent for %lld ms; reconnecting in %d ms", a->endpoint,
-                (long long)(now - a->last_recv_ms), a->backoff_ms);
+                "master %s silent for %lld ms; reconnecting in %d ms%s", a->endpoint,
+                (long long)(now - a->last_recv_ms), a->backoff_ms,
+                /* A refused CURVE handshake is silence too. */
+                a->curve && !was ? " (with keys: does the master admit this worker's "
+                                   "key, and is --master-key its key?)"
+                                 : "");
         s_close(a);
         if (was)
             a->ev.lost(a->ev.ctx);

@@ -46,6 +46,9 @@ struct tsr_agent_config {
     const char *endpoint; /* master's worker endpoint, "tcp://host:port"; borrowed */
     int heartbeat_ms;     /* heartbeat interval until WELCOME says otherwise */
     int liveness;         /* missed heartbeats before the master counts as lost */
+    const char *curve_pub;    /* CURVE: our public key (Z85), or NULL for none */
+    const char *curve_sec;    /* our secret key (Z85) */
+    const char *curve_server; /* the master's public key (Z85) */
 };
 
 /*

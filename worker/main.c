@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tessera/curve.h"
 #include "tessera/error.h"
 #include "tessera/hash.h"
 #include "tessera/log.h"
@@ -64,6 +65,7 @@ static void s_usage(FILE *out)
                  "[--cache DIR]\n"
                  "                      [--name NAME] [--heartbeat-ms N] [--liveness N]\n"
                  "                      [--log-level error|warn|info|debug]\n"
+                 "                      [--key FILE --master-key FILE]\n"
                  "\n"
                  "  --master ENDPOINT   master's worker endpoint (tcp://127.0.0.1:7401)\n"
                  "  --hub NAME          hub this worker belongs to (local)\n"
@@ -73,7 +75,10 @@ static void s_usage(FILE *out)
                  "  --name NAME         name shown to operators (host name)\n"
                  "  --heartbeat-ms N    heartbeat interval until the master says (1000)\n"
                  "  --liveness N        missed heartbeats before reconnecting (5)\n"
-                 "  --log-level L       error, warn, info or debug (info)\n");
+                 "  --log-level L       error, warn, info or debug (info)\n"
+                 "  --key FILE          this worker's secret key, for a master with keys\n"
+                 "                      ($TESSERA_KEY); the worker's name is the key's\n"
+                 "  --master-key FILE   the master's public key ($TESSERA_MASTER_KEY)\n");
 }
 
 /* Parses a decimal integer in [min, max] for flag; exits 2 otherwise. */
@@ -108,6 +113,51 @@ static const char *s_name(const char *flag, const char *text)
     return text;
 }
 
+/*
+ * Loads the keys of a CURVE connection (key and master_key may be NULL or
+ * ""). A worker key admits one worker, named by the key: the name defaults
+ * to it, and another --name is refused here rather than by the master.
+ * Returns 0, or -1 after saying why.
+ */
+static int s_keys(struct tsr_worker_config *cfg, const char *key, const char *master_key)
+{
+    static char pub[TSR_KEY_Z85], sec[TSR_KEY_Z85], server[TSR_KEY_Z85];
+    static char name[TSR_KEY_NAME_MAX + 1];
+    int have_key = key && *key, have_master = master_key && *master_key;
+    if (!have_key && !have_master)
+        return 0;
+    if (!have_key || !have_master) {
+        fprintf(stderr, "tessera-worker: %s\n",
+                have_key ? "--key needs --master-key (the master's public key) too"
+                         : "--master-key needs --key (this worker's secret key) too");
+        return -1;
+    }
+    char err[512];
+    if (tsr_key_load_secret(key, pub, sec, err, sizeof err) != 0) {
+        fprintf(stderr, "tessera-worker: --key: %s\n", err);
+        return -1;
+    }
+    if (tsr_key_load_public(master_key, server, err, sizeof err) != 0) {
+        fprintf(stderr, "tessera-worker: --master-key: %s\n", err);
+        return -1;
+    }
+    if (tsr_key_name_of(key, name) != 0) {
+        fprintf(stderr, "tessera-worker: --key: '%s' is not named NAME.key\n", key);
+        return -1;
+    }
+    if (cfg->name && strcmp(cfg->name, name) != 0) {
+        fprintf(stderr, "tessera-worker: --name '%s' differs from the key's name '%s': a "
+                        "worker key admits only the worker of its name\n",
+                cfg->name, name);
+        return -1;
+    }
+    cfg->name = name;
+    cfg->curve_pub = pub;
+    cfg->curve_sec = sec;
+    cfg->curve_server = server;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static char host[HOST_NAME_MAX + 1];
@@ -132,9 +182,12 @@ int main(int argc, char **argv)
         {"heartbeat-ms", required_argument, NULL, 'b'},
         {"liveness", required_argument, NULL, 'l'},
         {"log-level", required_argument, NULL, 'L'},
+        {"key", required_argument, NULL, 'K'},
+        {"master-key", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    const char *key = getenv("TESSERA_KEY"), *master_key = getenv("TESSERA_MASTER_KEY");
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -178,6 +231,12 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'K':
+            key = optarg;
+            break;
+        case 'P':
+            master_key = optarg;
+            break;
         case 'h':
             s_usage(stdout);
             return 0;
@@ -195,6 +254,8 @@ int main(int argc, char **argv)
                 argv[optind]);
         return 2;
     }
+    if (s_keys(&cfg, key, master_key) != 0)
+        return 2;
     if (!cfg.name) {
         if (gethostname(host, sizeof host) != 0 || !host[0])
             snprintf(host, sizeof host, "worker");

@@ -238,7 +238,8 @@ static int s_open(struct tsr_core *w)
     if (!w->gpus)
         return TSR_ENOMEM;
     struct tsr_agent_config acfg = {w->cfg->master, w->cfg->heartbeat_ms,
-                                    w->cfg->liveness};
+                                    w->cfg->liveness, w->cfg->curve_pub,
+                                    w->cfg->curve_sec, w->cfg->curve_server};
     struct tsr_agent_events ev = {w, s_hello, s_welcome, s_lost, s_on_message};
     if ((rc = tsr_agent_new(&acfg, &ev, &w->agent)) != 0) {
         tsr_log(TSR_LOG_ERROR, S_LOG, "cannot start the connection: %s",

@@ -22,6 +22,9 @@ struct tsr_worker_config {
     int slots;                   /* tasks at once, 1..TSR_WORKER_MAX_SLOTS */
     int heartbeat_ms;            /* heartbeat until WELCOME says otherwise */
     int liveness;                /* missed heartbeats before reconnecting */
+    const char *curve_pub;       /* CURVE: our public key (Z85), or NULL: no keys */
+    const char *curve_sec;       /* our secret key (Z85) */
+    const char *curve_server;    /* the master's public key (Z85) */
     int wake_fd;                 /* readable when a signal came in; -1 if none */
     volatile sig_atomic_t *stop; /* set (by a signal handler) to stop */
     volatile sig_atomic_t *drain; /* set (by SIGTERM) to finish what it has, take

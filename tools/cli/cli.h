@@ -30,8 +30,11 @@ struct tsr_client;
 
 /* Global options, set by main.c before a subcommand runs. */
 struct tsr_cli {
-    const char *master; /* the master's client endpoint */
-    int timeout_ms;     /* how long to wait for any one reply */
+    const char *master;     /* the master's client endpoint */
+    int timeout_ms;         /* how long to wait for any one reply */
+    const char *key;        /* our secret key file (--key, $TESSERA_KEY), or NULL */
+    const char *master_key; /* the master's public key file (--master-key,
+                               $TESSERA_MASTER_KEY), or NULL */
 };
 
 /* One entry of the command table. */
@@ -51,6 +54,7 @@ extern const struct tsr_cli_cmd tsr_cmd_workers;
 extern const struct tsr_cli_cmd tsr_cmd_watch;
 extern const struct tsr_cli_cmd tsr_cmd_cancel;
 extern const struct tsr_cli_cmd tsr_cmd_fetch;
+extern const struct tsr_cli_cmd tsr_cmd_keygen;
 extern const struct tsr_cli_cmd tsr_cmd_pause;
 extern const struct tsr_cli_cmd tsr_cmd_resume;
 extern const struct tsr_cli_cmd tsr_cmd_retry;

@@ -11,6 +11,7 @@
 #include "client.h"
 #include "format.h"
 
+#include "tessera/curve.h"
 #include "tessera/error.h"
 #include "tessera/hash.h"
 #include "tessera/proto.h"
@@ -38,7 +39,15 @@ struct tsr_client {
     int reached;      /* some message from the master has arrived */
     int remote;       /* the last failure was the master's ERROR reply */
     char err[512];    /* the last failure's reason, one line */
+    void *mon;        /* PAIR receiving the socket's handshake events, owned */
+    int curve;        /* the connection uses CURVE keys */
+    char hint[160];   /* why the last handshake failed, when it gave no verdict */
 };
+
+#define S_MONITOR "inproc://tsr-client-monitor"
+#define S_MONITOR_EVENTS                                                             \
+    (ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |          \
+     ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
 
 /* One GET in flight. */
 struct s_get {
@@ -60,8 +69,8 @@ static int s_fail(struct tsr_client *c, int rc, const char *fmt, ...)
     return rc;
 }
 
-int tsr_client_new(const char *endpoint, int timeout_ms, struct tsr_client **out,
-                   char *err, size_t errlen)
+int tsr_client_new(const char *endpoint, int timeout_ms, const struct tsr_client_keys *keys,
+                   struct tsr_client **out, char *err, size_t errlen)
 {
     *out = NULL;
     struct tsr_client *c = calloc(1, sizeof *c);
@@ -76,8 +85,18 @@ int tsr_client_new(const char *endpoint, int timeout_ms, struct tsr_client **out
         return TSR_EZMQ;
     }
     c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
-    if (!c->sock || tsr_socket_setup(c->sock) != 0) {
+    if (!c->sock || tsr_socket_setup(c->sock) != 0 ||
+        (keys && tsr_curve_client(c->sock, keys->pub, keys->sec, keys->server) != 0)) {
         snprintf(err, errlen, "cannot open a socket: %s", zmq_strerror(zmq_errno()));
+        tsr_client_destroy(&c);
+        return TSR_EZMQ;
+    }
+    c->curve = keys != NULL;
+    /* The handshake's verdict reaches us only as a monitor event. */
+    c->mon = zmq_socket(c->ctx, ZMQ_PAIR);
+    if (!c->mon || zmq_socket_monitor(c->sock, S_MONITOR, S_MONITOR_EVENTS) != 0 ||
+        zmq_connect(c->mon, S_MONITOR) != 0) {
+        snprintf(err, errlen, "cannot watch the socket: %s", zmq_strerror(zmq_errno()));
         tsr_client_destroy(&c);
         return TSR_EZMQ;
     }
@@ -96,8 +115,12 @@ void tsr_client_destroy(struct tsr_client **c)
 {
     if (!c || !*c)
         return;
-    if ((*c)->sock)
+    if ((*c)->sock) {
+        zmq_socket_monitor((*c)->sock, NULL, 0);
         zmq_close((*c)->sock);
+    }
+    if ((*c)->mon)
+        zmq_close((*c)->mon);
     if ((*c)->ctx)
         zmq_ctx_term((*c)->ctx);
     free(*c);
@@ -117,6 +140,62 @@ int tsr_client_remote(const struct tsr_client *c)
 int tsr_client_reached(const struct tsr_client *c)
 {
     return c->reached;
+}
+
+const char *tsr_client_hint(const struct tsr_client *c)
+{
+    return c->hint;
+}
+
+/*
+ * Reads one monitor event. A refused key or a mismatch of mechanisms is a
+ * verdict: the master will never answer, so the call fails now with
+ * TSR_EACCESS. A handshake that failed without one (the master closed the
+ * connection: with CURVE, most likely because we hold the wrong master key)
+ * is kept as a hint for the timeout's message. Returns 0 or TSR_EACCESS.
+ */
+static int s_on_event(struct tsr_client *c)
+{
+    zmq_msg_t f;
+    zmq_msg_init(&f);
+    if (zmq_msg_recv(&f, c->mon, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&f);
+        return 0;
+    }
+    uint16_t ev = 0;
+    uint32_t value = 0;
+    if (zmq_msg_size(&f) >= 6) {
+        memcpy(&ev, zmq_msg_data(&f), 2);
+        memcpy(&value, (char *)zmq_msg_data(&f) + 2, 4);
+    }
+    int more = zmq_msg_more(&f);
+    zmq_msg_close(&f);
+    while (more) { /* the endpoint frame */
+        zmq_msg_init(&f);
+        if (zmq_msg_recv(&f, c->mon, 0) < 0)
+            more = 0;
+        else
+            more = zmq_msg_more(&f);
+        zmq_msg_close(&f);
+    }
+    if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        c->hint[0] = '\0';
+    } else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+        return s_fail(c, TSR_EACCESS, "the master refused this client's key (status %u)",
+                      (unsigned)value);
+    } else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+               value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
+        if (c->curve)
+            return s_fail(c, TSR_EACCESS, "the master does not use keys; leave out --key "
+                                          "and --master-key");
+        return s_fail(c, TSR_EACCESS, "the master admits only clients with a key: give "
+                                      "--key and --master-key (doc/security.md)");
+    } else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+               ev == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+        snprintf(c->hint, sizeof c->hint, "the %shandshake with the master failed",
+                 c->curve ? "CURVE " : "");
+    }
+    return 0;
 }
 
 /* Sends cmd with a fresh rid written into hdr; *rid receives it. */
@@ -147,13 +226,19 @@ static int s_recv(struct tsr_client *c, int64_t deadline, int wait_ms, struct ts
         int64_t left = deadline - tsr_now_ms();
         if (left <= 0)
             return s_fail(c, TSR_ETIMEOUT, "no reply in %g s", wait_ms / 1000.0);
-        zmq_pollitem_t item = {.socket = c->sock, .events = ZMQ_POLLIN};
-        int n = zmq_poll(&item, 1, (long)left);
+        zmq_pollitem_t items[2] = {{.socket = c->sock, .events = ZMQ_POLLIN},
+                                   {.socket = c->mon, .events = ZMQ_POLLIN}};
+        int n = zmq_poll(items, 2, (long)left);
         if (n < 0 && zmq_errno() == EINTR)
             continue;
         if (n < 0)
             return s_fail(c, TSR_EZMQ, "poll failed: %s", zmq_strerror(zmq_errno()));
-        if (n == 0)
+        if (items[1].revents & ZMQ_POLLIN) {
+            int rc = s_on_event(c);
+            if (rc != 0)
+                return rc;
+        }
+        if (!(items[0].revents & ZMQ_POLLIN))
             continue;
         char why[256] = "";
         int rc = tsr_msg_recv(c->sock, 0, 1, m, why, sizeof why);

@@ -26,16 +26,27 @@
 
 struct tsr_client;
 
+/* A client's CURVE keys, all Z85 and borrowed (doc/security.md). */
+struct tsr_client_keys {
+    const char *pub;    /* the client's public key */
+    const char *sec;    /* its secret key */
+    const char *server; /* the master's public key */
+};
+
 /* Called as bytes move: done of total bytes. */
 typedef void (*tsr_client_progress_fn)(uint64_t done, uint64_t total, void *arg);
 
 /*
  * Connects (lazily, as ZeroMQ does) to endpoint; timeout_ms bounds the wait
- * for each reply. *out is the caller's. Returns 0, TSR_EINVAL (bad
+ * for each reply. With keys (else NULL) the connection is CURVE. The
+ * handshake is watched: when the master refuses the key, or speaks CURVE
+ * and we do not (or the other way round), the next call fails at once with
+ * TSR_EACCESS instead of waiting out its timeout (a refused handshake is
+ * otherwise silence). *out is the caller's. Returns 0, TSR_EINVAL (bad
  * endpoint; the reason in err), TSR_EZMQ, TSR_ENOMEM.
  */
-int tsr_client_new(const char *endpoint, int timeout_ms, struct tsr_client **out,
-                   char *err, size_t errlen);
+int tsr_client_new(const char *endpoint, int timeout_ms, const struct tsr_client_keys *keys,
+                   struct tsr_client **out, char *err, size_t errlen);
 
 /* Closes the connection and frees the client; null-safe, sets *c to NULL. */
 void tsr_client_destroy(struct tsr_client **c);
@@ -80,5 +91,9 @@ int tsr_client_remote(const struct tsr_client *c);
 
 /* True once any reply has arrived: the master was reached at least once. */
 int tsr_client_reached(const struct tsr_client *c);
+
+/* What the handshake last said when it failed without a verdict (such as
+ * "the handshake failed; is the master's key right?"), or "". Borrowed. */
+const char *tsr_client_hint(const struct tsr_client *c);
 
 #endif

@@ -3,16 +3,19 @@
  * table, and the helpers every subcommand shares (cli.h), above all the one
  * way of reporting an error: "tessera: <what failed>: <why>" on stderr.
  *
- *   tessera [--master ENDPOINT] [--timeout SECONDS] COMMAND [ARGS...]
+ *   tessera [--master ENDPOINT] [--timeout SECONDS]
+ *           [--key FILE --master-key FILE] COMMAND [ARGS...]
  *
  * The master's endpoint comes from --master, else $TESSERA_MASTER, else
- * tcp://127.0.0.1:7400. Exit codes (cli.h): 0 ok, 1 refused or failed,
+ * tcp://127.0.0.1:7400; the keys of a CURVE connection from --key and
+ * --master-key, else $TESSERA_KEY and $TESSERA_MASTER_KEY. Exit codes (cli.h): 0 ok, 1 refused or failed,
  * 2 usage or bad input, 3 master unreachable.
  */
 #include "cli.h"
 #include "client.h"
 #include "format.h"
 
+#include "tessera/curve.h"
 #include "tessera/error.h"
 #include "tessera/hash.h"
 
@@ -31,7 +34,7 @@
 static const struct tsr_cli_cmd *const s_cmds[] = {
     &tsr_cmd_submit, &tsr_cmd_status, &tsr_cmd_jobs,  &tsr_cmd_workers,
     &tsr_cmd_watch,  &tsr_cmd_cancel, &tsr_cmd_fetch,  &tsr_cmd_pause,
-    &tsr_cmd_resume, &tsr_cmd_retry,
+    &tsr_cmd_resume, &tsr_cmd_retry, &tsr_cmd_keygen,
 };
 #define S_NCMDS (sizeof s_cmds / sizeof s_cmds[0])
 
@@ -62,14 +65,33 @@ int tsr_cli_client_error(const struct tsr_cli *cli, struct tsr_client *client,
                          const char *what, int rc)
 {
     const char *why = client ? tsr_client_error(client) : tsr_strerror(rc);
+    /* A refused key is not the master failing a request: this client cannot
+     * talk to it at all, as when it is unreachable. */
+    if (rc == TSR_EACCESS)
+        return tsr_cli_error(TSR_CLI_UNREACHABLE, "master at %s refused this client: %s",
+                             cli->master, why);
     if (client && tsr_client_remote(client))
         return tsr_cli_error(TSR_CLI_FAIL, "%s: %s", what, why);
     if (rc == TSR_ETIMEOUT) {
+        /* With CURVE, a master that does not admit our key, or a wrong
+         * master key, looks exactly like silence: say which key was used. */
+        const char *hint = client ? tsr_client_hint(client) : "";
+        char keys[600] = "";
+        if (cli->key && hint[0])
+            snprintf(keys, sizeof keys, "; %s: is '%s' its public key?", hint,
+                     cli->master_key);
+        else if (cli->key)
+            snprintf(keys, sizeof keys, "; with key '%s': does the master admit it, and "
+                                        "is '%s' its public key?",
+                     cli->key, cli->master_key);
+        else if (hint[0])
+            snprintf(keys, sizeof keys, "; %s", hint);
         if (client && tsr_client_reached(client))
             return tsr_cli_error(TSR_CLI_UNREACHABLE,
-                                 "master at %s stopped answering (%s)", cli->master, why);
-        return tsr_cli_error(TSR_CLI_UNREACHABLE, "cannot reach master at %s (%s)",
-                             cli->master, why);
+                                 "master at %s stopped answering (%s%s)", cli->master, why,
+                                 keys);
+        return tsr_cli_error(TSR_CLI_UNREACHABLE, "cannot reach master at %s (%s%s)",
+                             cli->master, why, keys);
     }
     return tsr_cli_error(TSR_CLI_FAIL, "%s: %s", what, why);
 }
@@ -144,8 +166,23 @@ int tsr_cli_parse_job(const char *name, const char *arg, int64_t *job)
 
 int tsr_cli_connect(const struct tsr_cli *cli, const char *name, struct tsr_client **out)
 {
-    char why[256] = "";
-    int rc = tsr_client_new(cli->master, cli->timeout_ms, out, why, sizeof why);
+    char why[512] = "";
+    /* Keys are read here, by the commands that talk to the master, so that
+     * a broken $TESSERA_KEY does not stop `tessera keygen`. */
+    char pub[TSR_KEY_Z85], sec[TSR_KEY_Z85], server[TSR_KEY_Z85];
+    struct tsr_client_keys keys = {pub, sec, server};
+    if (!cli->key != !cli->master_key)
+        return tsr_cli_error(TSR_CLI_USAGE, "%s: %s needs %s too", name,
+                             cli->key ? "--key" : "--master-key",
+                             cli->key ? "--master-key (the master's public key)"
+                                      : "--key (this client's secret key)");
+    if (cli->key && tsr_key_load_secret(cli->key, pub, sec, why, sizeof why) != 0)
+        return tsr_cli_error(TSR_CLI_USAGE, "--key: %s", why);
+    if (cli->master_key && tsr_key_load_public(cli->master_key, server, why, sizeof why) != 0)
+        return tsr_cli_error(TSR_CLI_USAGE, "--master-key: %s", why);
+    int rc = tsr_client_new(cli->master, cli->timeout_ms, cli->key ? &keys : NULL, out, why,
+                            sizeof why);
+    memset(sec, 0, sizeof sec);
     if (rc == TSR_EINVAL)
         return tsr_cli_error(TSR_CLI_USAGE, "bad master endpoint '%s': %s", cli->master,
                              why);
@@ -210,7 +247,8 @@ int tsr_cli_print_json(const cJSON *value)
 static void s_usage(FILE *out)
 {
     fprintf(out,
-            "usage: tessera [--master ENDPOINT] [--timeout SECONDS] COMMAND [ARGS...]\n"
+            "usage: tessera [--master ENDPOINT] [--timeout SECONDS]\n"
+            "               [--key FILE --master-key FILE] COMMAND [ARGS...]\n"
             "\n"
             "The client of the Tessera render farm.\n"
             "\n"
@@ -224,6 +262,9 @@ static void s_usage(FILE *out)
         "  --master ENDPOINT   the master's client endpoint (default $TESSERA_MASTER,\n"
         "                      else " TSR_CLI_DEFAULT_MASTER ")\n"
         "  --timeout SECONDS   how long to wait for each reply (default 5)\n"
+        "  --key FILE          this client's secret key, for a master with keys\n"
+        "                      (default $TESSERA_KEY; see 'tessera keygen')\n"
+        "  --master-key FILE   the master's public key (default $TESSERA_MASTER_KEY)\n"
         "  -h, --help          this help\n"
         "  --version           the version of this client\n"
         "\n"
@@ -242,9 +283,11 @@ static const struct tsr_cli_cmd *s_find(const char *name)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_VERSION = 256 };
+    enum { OPT_VERSION = 256, OPT_KEY, OPT_MASTER_KEY };
     static const struct option opts[] = {
         {"master", required_argument, NULL, 'm'},
+        {"key", required_argument, NULL, OPT_KEY},
+        {"master-key", required_argument, NULL, OPT_MASTER_KEY},
         {"timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -255,6 +298,10 @@ int main(int argc, char **argv)
     const char *env = getenv("TESSERA_MASTER");
     if (env && *env)
         cli.master = env;
+    if ((env = getenv("TESSERA_KEY")) && *env)
+        cli.key = env;
+    if ((env = getenv("TESSERA_MASTER_KEY")) && *env)
+        cli.master_key = env;
 
     opterr = 0;
     int ch;
@@ -274,6 +321,13 @@ int main(int argc, char **argv)
             cli.timeout_ms = (int)ceil(s * 1000);
             break;
         }
+        case OPT_KEY:
+        case OPT_MASTER_KEY:
+            if (!*optarg)
+                return tsr_cli_error(TSR_CLI_USAGE, "%s needs a key file",
+                                     ch == OPT_KEY ? "--key" : "--master-key");
+            *(ch == OPT_KEY ? &cli.key : &cli.master_key) = optarg;
+            break;
         case 'h':
             s_usage(stdout);
             return TSR_CLI_OK;
