@@ -186,8 +186,10 @@ static const struct {
     {"archive", FAIL_FAST, 0, 0},
 };
 
-/* Remembers a worker-fault failure of w on job; quarantines w when its
- * recent failures span quarantine_jobs distinct jobs within the window. */
+/* Remembers that w failed a task of job that another worker then rendered
+ * (so the fault was w's, not the scene's); quarantines w when such faults
+ * span quarantine_jobs distinct jobs within the window. A scene that fails
+ * everywhere blames no worker. */
 static void s_note_worker_failure(struct master *m, struct worker *w, uint64_t job)
 {
     int64_t now = tsr_now_ms();
@@ -251,7 +253,6 @@ void task_fail(struct master *m, struct job *j, uint32_t idx, const char *cls,
                 store_event(m, "worker_blocked", j->id, ev);
                 cJSON_Delete(ev);
             }
-            s_note_worker_failure(m, w, j->id);
         }
         store_put_worker(m, w);
     }
@@ -314,6 +315,13 @@ void task_verified(struct master *m, struct job *j, uint32_t idx,
     struct task *t = &j->tasks[idx];
     struct worker *w = worker_by_name(m, t->worker);
     s_event(m, "task_accepted", j, idx, NULL);
+    struct worker *lw = t->failures && strcmp(t->last_failed, t->worker) != 0
+                            ? worker_by_name(m, t->last_failed)
+                            : NULL;
+    if (lw) {
+        s_note_worker_failure(m, lw, j->id);
+        store_put_worker(m, lw);
+    }
     if (w) {
         w->done++;
         worker_remove_run(w, t->attempt);

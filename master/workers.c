@@ -499,13 +499,26 @@ int worker_can_run(const struct worker *w, const struct job *j)
     return 1;
 }
 
+/* Whether a live worker other than w could take j and is not blocked for
+ * it: a block only steers work away while somewhere else can do it. */
+static int s_other_unblocked(struct master *m, const struct worker *w, struct job *j,
+                             int64_t now)
+{
+    for (size_t i = 0; i < m->nworkers; i++) {
+        const struct worker *o = m->workers[i];
+        if (o != w && o->live && worker_can_run(o, j) && !job_blocks(j, o->name, now))
+            return 1;
+    }
+    return 0;
+}
+
 /* Whether w has a free slot of the kind j needs right now, and is not
  * blocked for j. */
-static int s_can_run(const struct worker *w, struct job *j, int64_t now)
+static int s_can_run(struct master *m, const struct worker *w, struct job *j, int64_t now)
 {
     return job_dispatchable(j) && j->n_queued &&
            (j->gpu ? w->gpu_credit > 0 : w->credit > 0) && worker_can_run(w, j) &&
-           !job_blocks(j, w->name, now);
+           (!job_blocks(j, w->name, now) || !s_other_unblocked(m, w, j, now));
 }
 
 /* The first queued task of j for w. A task that last failed on w goes
@@ -544,14 +557,14 @@ static int s_pick(struct master *m, struct worker *w, int others_live, struct jo
         int prio = -1;
         for (size_t i = 0; i < m->njobs; i++) {
             struct job *j = m->jobs[i];
-            if (j->priority < below && j->priority > prio && s_can_run(w, j, now))
+            if (j->priority < below && j->priority > prio && s_can_run(m, w, j, now))
                 prio = j->priority;
         }
         if (prio < 0)
             return 0;
         for (size_t i = 0; i < m->njobs; i++) {
             struct job *j = m->jobs[i];
-            if (j->priority == prio && s_can_run(w, j, now) &&
+            if (j->priority == prio && s_can_run(m, w, j, now) &&
                 s_pick_in(j, w, others_live, wall, iout)) {
                 *jout = j;
                 return 1;
