@@ -11,6 +11,7 @@ set -euo pipefail
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/tsr-it.XXXXXX")
 PIDS=()
+MOUNTS=()
 MASTER_PID=
 CLIENT_EP="ipc://$T/clients.sock"
 WORKER_EP="ipc://$T/workers.sock"
@@ -19,6 +20,8 @@ export TESSERA_MASTER="$CLIENT_EP"
 cleanup() {
     local rc=$?
     { for p in "${PIDS[@]}"; do kill -9 "$p" || true; done; wait; } 2>/dev/null || true
+    # A test that mounted something (a small tmpfs) names it in MOUNTS.
+    for mnt in "${MOUNTS[@]}"; do umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true; done
     if [ $rc -ne 0 ]; then
         echo "---- logs of $T ----"
         for f in "$T"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -n 40 "$f"; }; done
