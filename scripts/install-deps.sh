@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(cmake ninja-build gcc g++ clang pkg-config
-      libzmq3-dev liblmdb-dev libarchive-dev libopenimageio-dev
+      libzmq3-dev liblmdb-dev lmdb-utils libarchive-dev libopenimageio-dev
       libcmocka-dev libsodium-dev libcjson-dev zstd jq bc)
 [ "${TESSERA_EXTRA_PKGS:-}" ] && pkgs+=(${TESSERA_EXTRA_PKGS})
 
