@@ -21,6 +21,8 @@
 #include "tessera/error.h"
 #include "tessera/util.h"
 
+#include "blender.h"
+
 #define S_PATH "/usr/local/bin:/usr/bin:/bin" /* the renderer's PATH */
 
 /* A growing string with a hard limit. */
@@ -237,11 +239,15 @@ static int s_set(char **slot, const char *fmt, const char *a, int64_t num)
 }
 
 /* The scrubbed environment every renderer gets: nothing of the worker's own
- * environment leaks into a job (no tokens, no proxies, no LD_PRELOAD). */
+ * environment leaks into a job (no tokens, no proxies, no LD_PRELOAD). A
+ * GPU task sees exactly its GPU, numbered as nvidia-smi numbers them
+ * (CUDA_DEVICE_ORDER=PCI_BUS_ID; CUDA's own default order puts the fastest
+ * first); a CPU task on a GPU host sees none, so it cannot take a GPU that
+ * another task holds. */
 static int s_env(const struct tsr_task_spec *spec, const struct tsr_adapter_ctx *ctx,
                  char ***envp)
 {
-    int rc = s_vec(envp, 6);
+    int rc = s_vec(envp, 8);
     char **e = *envp;
     if (rc == 0)
         rc = s_set(&e[0], "%s", "PATH=" S_PATH, 0);
@@ -255,6 +261,13 @@ static int s_env(const struct tsr_task_spec *spec, const struct tsr_adapter_ctx 
         rc = s_set(&e[4], "TESSERA_FRAME=%" PRId64, NULL, spec->frame_start);
     if (rc == 0)
         rc = s_set(&e[5], "TESSERA_FRAME_END=%" PRId64, NULL, spec->frame_end);
+    if (rc == 0 && ctx->gpu >= 0) {
+        rc = s_set(&e[6], "CUDA_VISIBLE_DEVICES=%" PRId64, NULL, (int64_t)ctx->gpu);
+        if (rc == 0)
+            rc = s_set(&e[7], "%s", "CUDA_DEVICE_ORDER=PCI_BUS_ID", 0);
+    } else if (rc == 0 && ctx->has_gpus) {
+        rc = s_set(&e[6], "%s", "CUDA_VISIBLE_DEVICES=", 0);
+    }
     return rc;
 }
 
@@ -332,14 +345,42 @@ static int s_command(const struct tsr_task_spec *spec, const struct tsr_adapter_
     return rc;
 }
 
+static int s_blender(const struct tsr_task_spec *spec, const struct tsr_adapter_ctx *ctx,
+                     char ***argvp, char *err, size_t errlen)
+{
+    if (!ctx->blender) {
+        snprintf(err, errlen,
+                 "this worker has no Blender (--blender PATH, or blender on "
+                 "PATH)");
+        return TSR_ENOTFOUND;
+    }
+    char scene[PATH_MAX + TSR_TASK_MAX_SCENE];
+    if (s_scene_path(spec, ctx, scene, sizeof scene) != 0) {
+        snprintf(err, errlen, "scene path too long");
+        return TSR_ELIMIT;
+    }
+    struct tsr_blender_run run = {ctx->blender, scene, ctx->task_dir,
+                                  ctx->device ? ctx->device : "CPU", ctx->threads};
+    return tsr_blender_argv(spec, &run, argvp, err, errlen);
+}
+
 int tsr_adapter_build(const struct tsr_task_spec *spec, const struct tsr_adapter_ctx *ctx,
                       struct tsr_cmdline *out, char *err, size_t errlen)
 {
     out->argv = NULL;
     out->envp = NULL;
-    int rc = spec->renderer == TSR_RENDERER_BUILTIN
-                 ? s_builtin(spec, ctx, &out->argv, err, errlen)
-                 : s_command(spec, ctx, &out->argv, err, errlen);
+    int rc;
+    switch (spec->renderer) {
+    case TSR_RENDERER_BUILTIN:
+        rc = s_builtin(spec, ctx, &out->argv, err, errlen);
+        break;
+    case TSR_RENDERER_BLENDER:
+        rc = s_blender(spec, ctx, &out->argv, err, errlen);
+        break;
+    default:
+        rc = s_command(spec, ctx, &out->argv, err, errlen);
+        break;
+    }
     if (rc == 0 && (rc = s_env(spec, ctx, &out->envp)) != 0)
         snprintf(err, errlen, "out of memory building the environment");
     return rc;

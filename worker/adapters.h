@@ -2,9 +2,9 @@
  * adapters.h: how each renderer is invoked (doc/renderers.md).
  *
  * An adapter turns a checked task into a command line and an environment for
- * the runner: the builtin tessera-render, or a shell command template with
- * placeholders. Every renderer writes one image per frame into the task
- * folder, named by tsr_adapter_output_name.
+ * the runner: the builtin tessera-render, a shell command template with
+ * placeholders, or Blender (blender.h). Every renderer writes one image per
+ * frame into the task folder, named by tsr_adapter_output_name.
  */
 #ifndef TESSERA_WORKER_ADAPTERS_H
 #define TESSERA_WORKER_ADAPTERS_H
@@ -29,12 +29,16 @@ struct tsr_adapter_ctx {
     const char *scene_dir; /* the extracted scene archive */
     const char *task_dir;  /* the task's working folder (cwd, HOME, TMPDIR) */
     int threads;           /* render threads the task may use */
+    int gpu;               /* GPU index the task holds (CUDA_VISIBLE_DEVICES), or -1 */
+    int has_gpus;          /* this worker has GPUs: a CPU task is shown none */
+    const char *blender;   /* Blender's path; NULL when this worker has none */
+    const char *device;    /* Cycles device of a Blender task: CPU, CUDA, OPTIX */
 };
 
 /*
  * Builds the command line and environment for spec into *out (which the
  * caller frees with tsr_cmdline_clear, also after a failure).
- * Returns 0, TSR_ENOTFOUND (tessera-render is nowhere to be found),
+ * Returns 0, TSR_ENOTFOUND (tessera-render or Blender is nowhere to be found),
  * TSR_ELIMIT (the command grew past TSR_ADAPTER_MAX_EXPANDED), TSR_ENOMEM;
  * err says why.
  */

@@ -22,6 +22,7 @@
 #include "tessera/util.h"
 
 #include "adapters.h"
+#include "blender.h"
 
 #define S_LOG "worker"
 #define S_PROGRESS_MS 1000 /* at most one PROGRESS per task per second */
@@ -32,20 +33,60 @@ int tsr_core_free_slots(const struct tsr_core *w)
 {
     int used = 0;
     for (const struct tsr_core_task *t = w->tasks; t; t = t->next)
-        used++;
+        used += t->gpu < 0;
     for (const struct tsr_core_result *r = w->results; r; r = r->next)
-        used += r->holds_slot;
+        used += r->holds_slot && r->gpu < 0;
     return w->cfg->slots > used ? w->cfg->slots - used : 0;
 }
 
-void tsr_core_ready(struct tsr_core *w, int credit)
+/* The GPU indexes held by tasks and unreported results, as bits. */
+static uint64_t s_gpus_used(const struct tsr_core *w)
 {
-    if (credit <= 0 || w->draining)
+    uint64_t used = 0;
+    for (const struct tsr_core_task *t = w->tasks; t; t = t->next)
+        if (t->gpu >= 0)
+            used |= UINT64_C(1) << t->gpu;
+    for (const struct tsr_core_result *r = w->results; r; r = r->next)
+        if (r->holds_slot && r->gpu >= 0)
+            used |= UINT64_C(1) << r->gpu;
+    return used;
+}
+
+int tsr_core_free_gpu_slots(const struct tsr_core *w)
+{
+    uint64_t used = s_gpus_used(w);
+    int n = 0;
+    for (int i = 0; i < w->gpu_slots; i++)
+        n += !(used & (UINT64_C(1) << i));
+    return n;
+}
+
+/* The lowest free GPU index, or -1. */
+static int s_free_gpu(const struct tsr_core *w)
+{
+    uint64_t used = s_gpus_used(w);
+    for (int i = 0; i < w->gpu_slots; i++)
+        if (!(used & (UINT64_C(1) << i)))
+            return i;
+    return -1;
+}
+
+/* Offers one freed slot back: a CPU slot, or GPU gpu's. */
+static void s_release(struct tsr_core *w, int gpu)
+{
+    tsr_core_ready(w, gpu < 0, gpu >= 0);
+}
+
+void tsr_core_ready(struct tsr_core *w, int credit, int gpu_credit)
+{
+    if ((credit <= 0 && gpu_credit <= 0) || w->draining)
         return;
     cJSON *h = cJSON_CreateObject();
     if (!h)
         return;
-    cJSON_AddNumberToObject(h, "credit", credit);
+    cJSON_AddNumberToObject(h, "credit", credit > 0 ? credit : 0);
+    if (gpu_credit > 0)
+        cJSON_AddNumberToObject(h, "gpu_credit", gpu_credit);
     tsr_agent_send(w->agent, "READY", h, NULL,
                    0); /* lost now: the next WELCOME offers it */
     cJSON_Delete(h);
@@ -106,7 +147,7 @@ void tsr_core_upload_event(struct tsr_core *w, struct tsr_core_result *r,
 {
     if (ev == TSR_UPLOAD_SENT && r->holds_slot) {
         r->holds_slot = 0;
-        tsr_core_ready(w, 1);
+        s_release(w, r->gpu);
     }
 }
 
@@ -138,13 +179,13 @@ static cJSON *s_record(int64_t attempt, int ok, const char *cls, const char *err
  */
 static void s_keep_result(struct tsr_core *w, int64_t attempt, cJSON *record,
                           const char *const *paths, const char *const *names, size_t n,
-                          int holds_slot)
+                          int holds_slot, int gpu)
 {
     if (!record) {
         tsr_log(TSR_LOG_ERROR, S_LOG, "attempt %" PRId64 ": out of memory for its result",
                 attempt);
         if (holds_slot)
-            tsr_core_ready(w, 1);
+            s_release(w, gpu);
         return;
     }
     int rc = tsr_spool_commit(w->spool, attempt, record, paths, names, n);
@@ -173,24 +214,27 @@ static void s_keep_result(struct tsr_core *w, int64_t attempt, cJSON *record,
         tsr_log(TSR_LOG_ERROR, S_LOG, "attempt %" PRId64 ": out of memory for its result",
                 attempt);
         if (holds_slot)
-            tsr_core_ready(w, 1);
+            s_release(w, gpu);
         return;
     }
     r->holds_slot = holds_slot;
+    r->gpu = gpu;
     r->next = w->results;
     w->results = r;
     tsr_core_upload_event(w, r, tsr_upload_start(r->up, w->agent));
 }
 
-/* A failure without files: a bad TASK, a missing archive, a dead renderer. */
+/* A failure without files: a bad TASK, a missing archive, a dead renderer.
+ * With holds_slot, the result holds the task's slot (gpu: its GPU index, or
+ * -1 for a CPU slot) until it first goes out. */
 static void s_fail_attempt(struct tsr_core *w, int64_t attempt, const char *cls,
                            const char *error, int64_t render_ms, const char *log,
-                           int holds_slot)
+                           int holds_slot, int gpu)
 {
     tsr_log(TSR_LOG_WARN, S_LOG, "attempt %" PRId64 " failed (%s): %s", attempt, cls,
             error);
     s_keep_result(w, attempt, s_record(attempt, 0, cls, error, render_ms, log, NULL),
-                  NULL, NULL, 0, holds_slot);
+                  NULL, NULL, 0, holds_slot, gpu);
 }
 
 /* Ends a task that has no child with a failure; frees it. */
@@ -198,8 +242,9 @@ static void s_task_fail(struct tsr_core *w, struct tsr_core_task *t, const char 
                         const char *error)
 {
     int64_t attempt = t->spec.attempt;
+    int gpu = t->gpu;
     s_task_free(w, t);
-    s_fail_attempt(w, attempt, cls, error, 0, "", 1);
+    s_fail_attempt(w, attempt, cls, error, 0, "", 1, gpu);
 }
 
 /* Which failure class a cache error is (doc/renderers.md). */
@@ -235,13 +280,31 @@ static void s_send_progress(struct tsr_core_task *t, int64_t now)
     t->progress_pending = 0;
 }
 
-/* Reads "progress: NN" (NN 0..100, decimals ignored) from a renderer line. */
+/* Takes a new percent; PROGRESS goes out at most once per S_PROGRESS_MS. */
+static void s_progress(struct tsr_core_task *t, int percent)
+{
+    t->progress = percent;
+    int64_t now = tsr_now_ms();
+    if (t->progress_sent_ms == 0 || now - t->progress_sent_ms >= S_PROGRESS_MS)
+        s_send_progress(t, now);
+    else
+        t->progress_pending = 1;
+}
+
+/* Reads "progress: NN" (NN 0..100, decimals ignored) from a renderer line;
+ * Blender's own status lines instead for a Blender task (blender.h). */
 static void s_on_line(void *ctx, const char *line)
 {
     struct tsr_core_task *t = ctx;
     t->last_output_ms = tsr_now_ms(); /* any line shows it is alive (stall_s) */
     while (*line == ' ' || *line == '\t')
         line++;
+    if (t->spec.renderer == TSR_RENDERER_BLENDER) {
+        int pct = tsr_blender_progress(&t->spec, line);
+        if (pct > t->progress && t->state == TSR_CORE_RUNNING)
+            s_progress(t, pct);
+        return;
+    }
     if (strncmp(line, "progress:", 9) != 0 || t->state != TSR_CORE_RUNNING)
         return;
     const char *p = line + 9;
@@ -254,12 +317,21 @@ static void s_on_line(void *ctx, const char *line)
         v = v * 10 + (*p++ - '0');
     if (v > 100)
         return;
-    t->progress = (int)v;
-    int64_t now = tsr_now_ms();
-    if (t->progress_sent_ms == 0 || now - t->progress_sent_ms >= S_PROGRESS_MS)
-        s_send_progress(t, now);
-    else
-        t->progress_pending = 1;
+    s_progress(t, (int)v);
+}
+
+/* How the log names what runs a task: "builtin", "command", "blender on
+ * GPU 1 (OPTIX)". */
+static const char *s_renderer_name(const struct tsr_core_task *t)
+{
+    static char buf[64];
+    const char *r = t->spec.renderer == TSR_RENDERER_BUILTIN   ? "builtin"
+                    : t->spec.renderer == TSR_RENDERER_BLENDER ? "blender"
+                                                               : "command";
+    if (t->gpu < 0)
+        return r;
+    snprintf(buf, sizeof buf, "%s on GPU %d", r, t->gpu);
+    return buf;
 }
 
 static void s_start(struct tsr_core *w, struct tsr_core_task *t)
@@ -287,7 +359,18 @@ static void s_start(struct tsr_core *w, struct tsr_core_task *t)
         return;
     }
     int threads = w->cores / w->cfg->slots;
-    struct tsr_adapter_ctx ctx = {scene_dir, t->dir, threads > 1 ? threads : 1};
+    const char *blender = NULL;
+    if (w->blender) {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(w->blender, "path");
+        blender = cJSON_IsString(p) ? p->valuestring : NULL;
+    }
+    struct tsr_adapter_ctx ctx = {scene_dir,
+                                  t->dir,
+                                  threads > 1 ? threads : 1,
+                                  t->gpu,
+                                  w->gpu_slots > 0,
+                                  blender,
+                                  tsr_blender_device(&t->spec, t->gpu >= 0, w->blender)};
     struct tsr_cmdline cl = {0};
     int rc = tsr_adapter_build(&t->spec, &ctx, &cl, err, sizeof err);
     if (rc == 0)
@@ -305,8 +388,25 @@ static void s_start(struct tsr_core *w, struct tsr_core_task *t)
             "attempt %" PRId64 ": job %" PRId64 " task %" PRId64 " frames %" PRId64
             "-%" PRId64 " started (%s)",
             t->spec.attempt, t->spec.job, t->spec.task, t->spec.frame_start,
-            t->spec.frame_end,
-            t->spec.renderer == TSR_RENDERER_BUILTIN ? "builtin" : "command");
+            t->spec.frame_end, s_renderer_name(t));
+}
+
+/* A Blender that exited 0 without an image: Blender says why in its log
+ * (an "Error: ..." line; out of memory; a file it could not read), so the
+ * class and the error come from there when it does. */
+static const char *s_blender_missing(const char *log, const char *cls, char *err,
+                                     size_t errlen)
+{
+    char why[512];
+    const char *bc = tsr_blender_classify(0, log, why, sizeof why);
+    size_t n = strlen(err);
+    if (bc) {
+        snprintf(err + n, errlen - n, ": %s", why);
+        return bc;
+    }
+    if (tsr_blender_last_error(log, why, sizeof why))
+        snprintf(err + n, errlen - n, " (blender: %s)", why);
+    return cls;
 }
 
 /* Checks the images of a renderer that exited 0 and spools the result. */
@@ -339,10 +439,21 @@ static void s_succeed(struct tsr_core *w, struct tsr_core_task *t, int64_t rende
         if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
             cls = "bad_output";
             snprintf(err, sizeof err, "frame %" PRId64 ": %s is missing", frame, name);
+            if (s->renderer == TSR_RENDERER_BLENDER)
+                cls = s_blender_missing(log, cls, err, sizeof err);
             break;
         }
-        int rc = tsr_image_verify(path, &lim, &s->region, s->width, s->height, NULL, why,
-                                  sizeof why);
+        int rc;
+        if (s->renderer == TSR_RENDERER_BLENDER &&
+            (rc = tsr_blender_crop(path, &s->region, s->width, s->height, why,
+                                   sizeof why)) != 0) {
+            cls = rc == TSR_EIMAGE ? "bad_output" : "internal";
+            snprintf(err, sizeof err, "frame %" PRId64 ": %s: %s", frame, name,
+                     why[0] ? why : tsr_strerror(rc));
+            break;
+        }
+        rc = tsr_image_verify(path, &lim, &s->region, s->width, s->height, NULL, why,
+                              sizeof why);
         if (rc != 0) {
             cls = "bad_output";
             snprintf(err, sizeof err, "frame %" PRId64 ": %s: %s", frame, name,
@@ -378,13 +489,14 @@ static void s_succeed(struct tsr_core *w, struct tsr_core_task *t, int64_t rende
         tsr_log(TSR_LOG_WARN, S_LOG, "attempt %" PRId64 " failed (%s): %s", attempt, cls,
                 err);
         s_keep_result(w, attempt, s_record(attempt, 0, cls, err, render_ms, log, NULL),
-                      NULL, NULL, 0, 1);
+                      NULL, NULL, 0, 1, t->gpu);
     } else {
         tsr_log(TSR_LOG_INFO, S_LOG,
                 "attempt %" PRId64 " done in %" PRId64 " ms, %zu file(s)", attempt,
                 render_ms, n);
         s_keep_result(w, attempt, s_record(attempt, 1, NULL, NULL, render_ms, log, files),
-                      (const char *const *)paths, (const char *const *)names, n, 1);
+                      (const char *const *)paths, (const char *const *)names, n, 1,
+                      t->gpu);
     }
     for (size_t i = 0; i < n; i++) {
         free(paths[i]);
@@ -402,13 +514,14 @@ static void s_finish(struct tsr_core *w, struct tsr_core_task *t, int st)
     if (t->state == TSR_CORE_STOPPING) {
         tsr_log(TSR_LOG_INFO, S_LOG, "attempt %" PRId64 " cancelled", t->spec.attempt);
         tsr_rm_rf(t->dir);
+        int gpu = t->gpu;
         s_task_free(w, t);
-        tsr_core_ready(w, 1);
+        s_release(w, gpu);
         return;
     }
     char *log = tsr_child_log(t->child);
     tsr_child_destroy(&t->child);
-    char err[256];
+    char err[768];
     const char *cls = NULL;
     if (t->timed_out) {
         cls = "timeout";
@@ -425,13 +538,26 @@ static void s_finish(struct tsr_core *w, struct tsr_core_task *t, int st)
         cls = "exit";
         snprintf(err, sizeof err, "renderer exited with status %d", WEXITSTATUS(st));
     }
+    if (cls && t->spec.renderer == TSR_RENDERER_BLENDER && !t->timed_out && !t->stalled) {
+        /* Blender's exit status says little; its log and the setup
+         * script's verdict say more (doc/renderers.md, failure classes). */
+        char why[512];
+        const char *bc = tsr_blender_classify(st, log, why, sizeof why);
+        size_t n = strlen(err);
+        if (bc) {
+            cls = bc;
+            snprintf(err, sizeof err, "%s", why);
+        } else if (tsr_blender_last_error(log, why, sizeof why)) {
+            snprintf(err + n, sizeof err - n, ": %s", why);
+        }
+    }
     /* The task leaves the list before its result joins the other list, so
      * its slot is counted once, by the result. */
     struct tsr_core_task copy = *t;
     t->spec.scene = t->spec.command = NULL;
     s_task_free(w, t);
     if (cls) {
-        s_fail_attempt(w, copy.spec.attempt, cls, err, render_ms, log, 1);
+        s_fail_attempt(w, copy.spec.attempt, cls, err, render_ms, log, 1, copy.gpu);
     } else {
         s_succeed(w, &copy, render_ms, log ? log : "");
     }
@@ -440,6 +566,43 @@ static void s_finish(struct tsr_core *w, struct tsr_core_task *t, int st)
 }
 
 /* ---- messages from the master ------------------------------------------ */
+
+/* Whether this worker can run spec at all: its renderer, the features it
+ * requires (the master routes by them; this is the check of last resort),
+ * a Cycles GPU device only on a GPU slot. Returns 0, or TSR_ESTATE with the
+ * failure's class in *cls and its reason in err. */
+static int s_can_run(const struct tsr_core *w, const struct tsr_task_spec *spec,
+                     const char **cls, char *err, size_t errlen)
+{
+    if (spec->renderer == TSR_RENDERER_BLENDER && !w->blender) {
+        *cls = "missing_feature";
+        snprintf(err, errlen, "this worker has no Blender (the feature 'blender')");
+        return TSR_ESTATE;
+    }
+    for (int i = 0; i < spec->nrequires; i++) {
+        int found = 0;
+        const cJSON *f;
+        cJSON_ArrayForEach(f, w->features)
+        {
+            found |= cJSON_IsString(f) && strcmp(f->valuestring, spec->requires[i]) == 0;
+        }
+        if (!found) {
+            *cls = "missing_feature";
+            snprintf(err, errlen, "this worker lacks the feature '%s'",
+                     spec->requires[i]);
+            return TSR_ESTATE;
+        }
+    }
+    if (spec->renderer == TSR_RENDERER_BLENDER && !spec->gpu &&
+        (spec->cycles_device == TSR_CYCLES_CUDA ||
+         spec->cycles_device == TSR_CYCLES_OPTIX)) {
+        *cls = "bad_task";
+        snprintf(err, errlen, "field 'cycles_device' %s needs a GPU slot (gpu: true)",
+                 spec->cycles_device == TSR_CYCLES_CUDA ? "CUDA" : "OPTIX");
+        return TSR_ESTATE;
+    }
+    return 0;
+}
 
 void tsr_core_on_task(struct tsr_core *w, const struct tsr_msg *m)
 {
@@ -458,27 +621,38 @@ void tsr_core_on_task(struct tsr_core *w, const struct tsr_msg *m)
         tsr_task_spec_clear(&spec);
         return;
     }
-    int free_slots = tsr_core_free_slots(w);
-    if (rc == 0 && free_slots == 0) {
+    /* A task takes a GPU slot for gpu: true, else a CPU slot. One we cannot
+     * take still gets its failure, which holds a slot of its kind (when one
+     * is free) until it goes out, so that the master's credit comes back. */
+    int gpu = spec.gpu ? s_free_gpu(w) : -1;
+    int have_slot = spec.gpu ? gpu >= 0 : tsr_core_free_slots(w) > 0;
+    const char *cls = "bad_task";
+    if (rc == 0 && !have_slot) {
         rc = TSR_ESTATE;
-        snprintf(err, sizeof err,
-                 "no free slot (the master sent more tasks than credit)");
+        snprintf(err, sizeof err, "%s",
+                 !spec.gpu ? "no free slot (the master sent more tasks than credit)"
+                 : w->gpu_slots == 0 ? "this worker has no GPU for a task with gpu: true"
+                                     : "no free GPU slot (the master sent more GPU tasks "
+                                       "than gpu_credit)");
     }
+    if (rc == 0)
+        rc = s_can_run(w, &spec, &cls, err, sizeof err);
     if (rc != 0) {
         int64_t attempt = spec.attempt;
         tsr_task_spec_clear(&spec);
-        s_fail_attempt(w, attempt, "bad_task", err, 0, "", free_slots > 0);
+        s_fail_attempt(w, attempt, cls, err, 0, "", have_slot, gpu);
         return;
     }
     struct tsr_core_task *t = calloc(1, sizeof *t);
     if (!t) {
         int64_t attempt = spec.attempt;
         tsr_task_spec_clear(&spec);
-        s_fail_attempt(w, attempt, "internal", "out of memory", 0, "", 1);
+        s_fail_attempt(w, attempt, "internal", "out of memory", 0, "", 1, gpu);
         return;
     }
     t->w = w;
     t->spec = spec;
+    t->gpu = gpu;
     t->state = TSR_CORE_FETCHING;
     t->deadline_ms = INT64_MAX;
     s_task_dir(w, spec.attempt, t->dir, sizeof t->dir);
@@ -528,8 +702,9 @@ void tsr_core_on_cancel(struct tsr_core *w, const struct tsr_msg *m)
     struct tsr_core_task *t = s_find_task(w, attempt);
     if (t && t->state == TSR_CORE_FETCHING) {
         tsr_log(TSR_LOG_INFO, S_LOG, "attempt %" PRId64 " cancelled", attempt);
+        int gpu = t->gpu;
         s_task_free(w, t);
-        tsr_core_ready(w, 1);
+        s_release(w, gpu);
     } else if (t && t->state == TSR_CORE_RUNNING) {
         /* The slot frees when the group is dead (s_finish). */
         t->state = TSR_CORE_STOPPING;
@@ -544,8 +719,9 @@ void tsr_core_on_cancel(struct tsr_core *w, const struct tsr_msg *m)
             tsr_spool_remove(w->spool, attempt);
             if (dir[0])
                 tsr_rm_rf(dir);
+            int gpu = r->gpu;
             tsr_core_result_free(w, r);
-            tsr_core_ready(w, 1);
+            s_release(w, gpu);
         } else {
             /* Reported already: RESULT_ACK will clean it up. */
             tsr_log(TSR_LOG_DEBUG, S_LOG, "CANCEL for attempt %" PRId64 " with no task",
@@ -585,10 +761,10 @@ void tsr_core_on_ack(struct tsr_core *w, const struct tsr_msg *m)
     s_task_dir(w, attempt, dir, sizeof dir);
     if (dir[0])
         tsr_rm_rf(dir);
-    int slot = r->holds_slot;
+    int slot = r->holds_slot, gpu = r->gpu;
     tsr_core_result_free(w, r);
     if (slot)
-        tsr_core_ready(w, 1);
+        s_release(w, gpu);
 }
 
 /* ---- timers, output and reaping ----------------------------------------- */

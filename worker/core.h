@@ -26,7 +26,11 @@
  * | waiting -> gone                 | tsr_core_on_ack          |
  *
  * A task holds one slot from TASK until its RESULT first goes out (or it is
- * cancelled); each freed slot is offered back with READY {credit: 1}.
+ * cancelled); each freed slot is offered back with READY {credit: 1}. A
+ * TASK with gpu: true takes a GPU slot instead (one per GPU, each its own
+ * index, which becomes the renderer's CUDA_VISIBLE_DEVICES) and gives it
+ * back with READY {credit: 0, gpu_credit: 1}; CPU and GPU slots are counted
+ * apart, so a GPU host whose GPUs idle still fills its CPU slots.
  */
 #ifndef TESSERA_WORKER_CORE_H
 #define TESSERA_WORKER_CORE_H
@@ -61,6 +65,7 @@ struct tsr_core_task {
     struct tsr_task_spec spec;  /* the checked TASK */
     enum tsr_core_state state;  /* where it is in its life */
     struct tsr_child *child;    /* the renderer while RUNNING or STOPPING */
+    int gpu;                    /* GPU slot (index) it holds; -1: a CPU slot */
     char dir[PATH_MAX];         /* <cache>/tasks/<attempt> */
     int64_t deadline_ms;        /* when timeout_s runs out; INT64_MAX: never */
     int timed_out;              /* the timeout killed it */
@@ -76,6 +81,7 @@ struct tsr_core_task {
 struct tsr_core_result {
     struct tsr_upload *up;        /* its transfer */
     int holds_slot;               /* its task's slot frees when RESULT first goes */
+    int gpu;                      /* that slot's GPU index; -1: a CPU slot */
     struct tsr_core_result *next; /* next result */
 };
 
@@ -91,15 +97,21 @@ struct tsr_core {
     int cores;                           /* online CPUs */
     int64_t memory_mb;                   /* physical memory */
     cJSON *gpus;                         /* [{name, memory_mb}] from nvidia-smi */
+    int gpu_slots;                       /* GPU slots: one per GPU, at most 64 */
+    cJSON *blender;                      /* Blender's probe (blender.h); NULL: none */
+    cJSON *features;                     /* ["gpu", "blender:oidn", ...] for HELLO */
     int draining;                        /* told the master: no new tasks */
 };
 
-/* Slots not held by a task or an unreported result. */
+/* CPU slots not held by a task or an unreported result. */
 int tsr_core_free_slots(const struct tsr_core *w);
 
-/* Sends READY {credit} when credit > 0 (dropped while unregistered: the
- * next WELCOME offers every free slot anyway). */
-void tsr_core_ready(struct tsr_core *w, int credit);
+/* GPU slots not held by a task or an unreported result. */
+int tsr_core_free_gpu_slots(const struct tsr_core *w);
+
+/* Sends READY {credit, gpu_credit} when either is > 0 (dropped while
+ * unregistered: the next WELCOME offers every free slot anyway). */
+void tsr_core_ready(struct tsr_core *w, int credit, int gpu_credit);
 
 /* Takes what an upload did: the first RESULT of a task frees its slot. */
 void tsr_core_upload_event(struct tsr_core *w, struct tsr_core_result *r,

@@ -64,6 +64,7 @@ static void s_usage(FILE *out)
     fprintf(out, "usage: tessera-worker [--master ENDPOINT] [--hub NAME] [--slots N] "
                  "[--cache DIR]\n"
                  "                      [--name NAME] [--heartbeat-ms N] [--liveness N]\n"
+                 "                      [--blender PATH|none] [--feature NAME]...\n"
                  "                      [--log-level error|warn|info|debug]\n"
                  "                      [--key FILE --master-key FILE]\n"
                  "\n"
@@ -75,6 +76,9 @@ static void s_usage(FILE *out)
                  "  --name NAME         name shown to operators (host name)\n"
                  "  --heartbeat-ms N    heartbeat interval until the master says (1000)\n"
                  "  --liveness N        missed heartbeats before reconnecting (5)\n"
+                 "  --blender PATH      Blender for blender tasks (blender on PATH);\n"
+                 "                      'none': take no blender tasks\n"
+                 "  --feature NAME      announce NAME for jobs' --require (repeatable)\n"
                  "  --log-level L       error, warn, info or debug (info)\n"
                  "  --key FILE          this worker's secret key, for a master with keys\n"
                  "                      ($TESSERA_KEY); the worker's name is the key's\n"
@@ -182,12 +186,16 @@ int main(int argc, char **argv)
         {"heartbeat-ms", required_argument, NULL, 'b'},
         {"liveness", required_argument, NULL, 'l'},
         {"log-level", required_argument, NULL, 'L'},
+        {"blender", required_argument, NULL, 'B'},
+        {"feature", required_argument, NULL, 'F'},
         {"key", required_argument, NULL, 'K'},
         {"master-key", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *key = getenv("TESSERA_KEY"), *master_key = getenv("TESSERA_MASTER_KEY");
+    static const char *features[TSR_WORKER_MAX_FEATURES];
+    int nfeatures = 0;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -221,6 +229,28 @@ int main(int argc, char **argv)
             break;
         case 'l':
             cfg.liveness = s_int("--liveness", optarg, 1, 1000);
+            break;
+        case 'B':
+            if (!optarg[0] || strlen(optarg) >= PATH_MAX) {
+                fprintf(stderr, "tessera-worker: --blender needs a path or 'none'\n");
+                return 2;
+            }
+            cfg.blender = optarg;
+            break;
+        case 'F':
+            if (nfeatures == TSR_WORKER_MAX_FEATURES) {
+                fprintf(stderr, "tessera-worker: at most %d --feature names\n",
+                        TSR_WORKER_MAX_FEATURES);
+                return 2;
+            }
+            if (strlen(optarg) > 31) {
+                fprintf(stderr,
+                        "tessera-worker: --feature must be 1 to 31 printable "
+                        "characters without spaces, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            features[nfeatures++] = s_name("--feature", optarg);
             break;
         case 'L':
             if (tsr_log_set_level(optarg) != 0) {
@@ -271,6 +301,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "tessera-worker: cannot set up signals: %s\n", strerror(errno));
         return 1;
     }
+    cfg.features = features;
+    cfg.nfeatures = nfeatures;
     cfg.wake_fd = s_wake[0];
     cfg.stop = &s_stop;
     cfg.drain = &s_drain;

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tessera/error.h"
 #include "tessera/log.h"
 #include "tessera/util.h"
 
@@ -75,6 +76,38 @@ static void s_on_line(void *ctx, const char *line)
         cJSON_AddItemToArray(gpus, g);
 }
 
+int tsr_probe_run(char *const argv[], char *const envp[], const char *cwd, int timeout_ms,
+                  tsr_child_line_fn fn, void *ctx, int *status, char **log, char *err,
+                  size_t errlen)
+{
+    struct tsr_child *c = NULL;
+    if (log)
+        *log = NULL;
+    int rc = tsr_child_spawn(argv, envp, cwd, &c, err, errlen);
+    if (rc != 0)
+        return rc;
+    int64_t end = tsr_now_ms() + timeout_ms;
+    int done = 0;
+    while (!done && tsr_now_ms() < end) {
+        if (tsr_child_fd(c) >= 0) {
+            struct pollfd p = {tsr_child_fd(c), POLLIN, 0};
+            poll(&p, 1, 50);
+            tsr_child_read(c, fn, ctx);
+        } else {
+            usleep(10000);
+        }
+        done = tsr_child_reap(c, fn, ctx, status);
+    }
+    if (log)
+        *log = tsr_child_log(c);
+    tsr_child_destroy(&c); /* kills the group if it still runs */
+    if (!done) {
+        snprintf(err, errlen, "'%s' did not finish within %d ms", argv[0], timeout_ms);
+        return TSR_ETIMEOUT;
+    }
+    return 0;
+}
+
 cJSON *tsr_probe_gpus(void)
 {
     cJSON *gpus = cJSON_CreateArray();
@@ -89,29 +122,21 @@ cJSON *tsr_probe_gpus(void)
     char *argv[] = {smi, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits",
                     NULL};
     char *envp[] = {path_env, "LANG=C", NULL};
-    struct tsr_child *c = NULL;
     char err[256];
-    if (tsr_child_spawn(argv, envp, "/", &c, err, sizeof err) != 0) {
+    cJSON *found = cJSON_CreateArray();
+    if (!found)
+        return gpus;
+    int st = 0;
+    int rc = tsr_probe_run(argv, envp, "/", TSR_PROBE_GPU_TIMEOUT_MS, s_on_line, found,
+                           &st, NULL, err, sizeof err);
+    if (rc == TSR_ENOTFOUND || rc == TSR_EIO || rc == TSR_ENOMEM) {
         tsr_log(TSR_LOG_WARN, S_LOG, "cannot run nvidia-smi: %s", err);
+        cJSON_Delete(found);
         return gpus;
     }
-    cJSON *found = cJSON_CreateArray();
-    int64_t end = tsr_now_ms() + TSR_PROBE_GPU_TIMEOUT_MS;
-    int st = 0, done = 0;
-    while (found && !done && tsr_now_ms() < end) {
-        if (tsr_child_fd(c) >= 0) {
-            struct pollfd p = {tsr_child_fd(c), POLLIN, 0};
-            poll(&p, 1, 50);
-            tsr_child_read(c, s_on_line, found);
-        } else {
-            usleep(10000);
-        }
-        done = tsr_child_reap(c, s_on_line, found, &st);
-    }
-    tsr_child_destroy(&c);
-    if (!done || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    if (rc != 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         tsr_log(TSR_LOG_WARN, S_LOG, "nvidia-smi %s; no GPUs announced",
-                done ? "failed" : "did not answer in time");
+                rc == 0 ? "failed" : "did not answer in time");
         cJSON_Delete(found);
         return gpus;
     }

@@ -71,6 +71,56 @@ static int s_region(const cJSON *hdr, struct tsr_region *r, char *err, size_t er
     return 0;
 }
 
+/* A feature name: 1..TSR_TASK_MAX_FEATURE printable characters, no blanks
+ * (the same rule as the worker's own --feature). */
+static int s_feature_ok(const char *f)
+{
+    size_t n = strlen(f);
+    if (n == 0 || n > TSR_TASK_MAX_FEATURE)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)f[i] <= 0x20 || (unsigned char)f[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+/* Reads gpu, cycles_device and requires, all optional. */
+static int s_devices(const cJSON *hdr, struct tsr_task_spec *spec, char *err,
+                     size_t errlen)
+{
+    int rc = tsr_hdr_bool_opt(hdr, "gpu", &spec->gpu, err, errlen);
+    if (rc != 0)
+        return rc;
+    const char *dev = NULL;
+    if ((rc = tsr_hdr_str_opt(hdr, "cycles_device", 15, &dev, err, errlen)) != 0)
+        return rc;
+    if (!dev || !dev[0])
+        spec->cycles_device = TSR_CYCLES_DEFAULT;
+    else if (strcmp(dev, "CPU") == 0)
+        spec->cycles_device = TSR_CYCLES_CPU;
+    else if (strcmp(dev, "CUDA") == 0)
+        spec->cycles_device = TSR_CYCLES_CUDA;
+    else if (strcmp(dev, "OPTIX") == 0)
+        spec->cycles_device = TSR_CYCLES_OPTIX;
+    else
+        return s_fail(err, errlen, "cycles_device", "must be CPU, CUDA or OPTIX");
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(hdr, "requires");
+    if (!req || cJSON_IsNull(req))
+        return 0;
+    if (!cJSON_IsArray(req) || cJSON_GetArraySize(req) > TSR_TASK_MAX_REQUIRES)
+        return s_fail(err, errlen, "requires", "must be an array of at most 16 features");
+    const cJSON *f;
+    cJSON_ArrayForEach(f, req)
+    {
+        if (!cJSON_IsString(f) || !s_feature_ok(f->valuestring))
+            return s_fail(err, errlen, "requires",
+                          "holds a feature that is not 1..31 printable characters");
+        memcpy(spec->requires[spec->nrequires++], f -> valuestring,
+               strlen(f->valuestring) + 1);
+    }
+    return 0;
+}
+
 static int s_strdup(const char *s, char **out)
 {
     *out = strdup(s ? s : "");
@@ -100,6 +150,8 @@ int tsr_task_parse(const cJSON *hdr, struct tsr_task_spec *spec, char *err, size
         spec->renderer = TSR_RENDERER_BUILTIN;
     else if (strcmp(s, "command") == 0)
         spec->renderer = TSR_RENDERER_COMMAND;
+    else if (strcmp(s, "blender") == 0)
+        spec->renderer = TSR_RENDERER_BLENDER;
     else
         return s_fail(err, errlen, "renderer",
                       "names a renderer this worker does not have");
@@ -121,6 +173,9 @@ int tsr_task_parse(const cJSON *hdr, struct tsr_task_spec *spec, char *err, size
     if (spec->renderer == TSR_RENDERER_BUILTIN && (!s || !s[0]))
         return s_fail(err, errlen, "scene",
                       "is missing (the builtin renderer needs one)");
+    if (spec->renderer == TSR_RENDERER_BLENDER && (!s || !s[0]))
+        return s_fail(err, errlen, "scene",
+                      "is missing (the blender renderer needs the .blend file)");
     if ((rc = s_strdup(s, &spec->scene)) != 0)
         return rc;
 
@@ -177,6 +232,9 @@ int tsr_task_parse(const cJSON *hdr, struct tsr_task_spec *spec, char *err, size
                       "is missing (the command renderer needs one)");
     if ((rc = s_strdup(spec->renderer == TSR_RENDERER_COMMAND ? s : "",
                        &spec->command)) != 0)
+        return rc;
+
+    if ((rc = s_devices(hdr, spec, err, errlen)) != 0)
         return rc;
 
     spec->timeout_s = 0;

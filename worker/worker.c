@@ -9,6 +9,8 @@
  * by the task's own files, and the heartbeat tolerates liveness x heartbeat
  * of delay.
  */
+#include "adapters.h"
+#include "blender.h"
 #include "core.h"
 #include "probe.h"
 
@@ -136,7 +138,21 @@ static cJSON *s_hello(void *ctx)
     cJSON_AddItemToObject(h, "gpus", gpus);
     cJSON_AddItemToArray(renderers, cJSON_CreateString("builtin"));
     cJSON_AddItemToArray(renderers, cJSON_CreateString("command"));
+    if (w->blender)
+        cJSON_AddItemToArray(renderers, cJSON_CreateString("blender"));
     cJSON_AddItemToObject(h, "renderers", renderers);
+    cJSON_AddNumberToObject(h, "gpu_slots", w->gpu_slots);
+    cJSON_AddItemToObject(h, "features", cJSON_Duplicate(w->features, 1));
+    if (w->blender) {
+        cJSON *b = cJSON_CreateObject();
+        const char *keys[] = {"version", "devices", "features"};
+        for (size_t i = 0; b && i < sizeof keys / sizeof keys[0]; i++)
+            cJSON_AddItemToObject(
+                b, keys[i],
+                cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(w->blender, keys[i]),
+                                1));
+        cJSON_AddItemToObject(h, "blender", b);
+    }
     cJSON_AddStringToObject(h, "version", TSR_WORKER_VERSION);
     /* Attempts the master should keep alive for us: those in progress, and
      * those whose RESULT is about to be re-sent. */
@@ -161,7 +177,7 @@ static void s_welcome(void *ctx)
     struct tsr_core *w = ctx;
     if (w->draining)
         s_send_drain(w);
-    tsr_core_ready(w, tsr_core_free_slots(w));
+    tsr_core_ready(w, tsr_core_free_slots(w), tsr_core_free_gpu_slots(w));
     tsr_cache_resume(w->cache, w->agent);
     for (struct tsr_core_result *r = w->results; r; r = r->next)
         tsr_core_upload_event(w, r, tsr_upload_start(r->up, w->agent));
@@ -198,12 +214,76 @@ static void s_load_spool(struct tsr_core *w)
             free(r);
             continue;
         }
+        r->gpu = -1; /* holds no slot: its task belonged to an earlier run */
         r->next = w->results;
         w->results = r;
     }
     if (n)
         tsr_log(TSR_LOG_INFO, S_LOG, "%zu unacknowledged result(s) in the spool", n);
     free(ids);
+}
+
+/* Finds Blender (--blender PATH, else blender on PATH; --blender none: no
+ * Blender) and probes it once. An explicit --blender that does not work
+ * stops the start (the operator asked for it); one merely found on PATH
+ * that does not work is left out with a warning. */
+static int s_find_blender(struct tsr_core *w)
+{
+    const char *want = w->cfg->blender;
+    char path[PATH_MAX], err[700] = "";
+    if (want && strcmp(want, "none") == 0)
+        return 0;
+    if (want) {
+        char cwd[PATH_MAX];
+        if (want[0] == '/')
+            snprintf(path, sizeof path, "%s", want);
+        else if (!getcwd(cwd, sizeof cwd) ||
+                 tsr_fmt(path, sizeof path, "%s/%s", cwd, want) != 0)
+            path[0] = '\0';
+        if (!path[0] || access(path, X_OK) != 0) {
+            tsr_log(TSR_LOG_ERROR, S_LOG, "--blender '%s' is not an executable file",
+                    want);
+            return TSR_ENOTFOUND;
+        }
+    } else if (tsr_adapter_which("blender", path, sizeof path) != 0) {
+        tsr_log(TSR_LOG_INFO, S_LOG,
+                "no blender on PATH: no Blender tasks for this worker");
+        return 0;
+    }
+    int rc = tsr_blender_probe(path, &w->blender, err, sizeof err);
+    if (rc != 0) {
+        tsr_log(want ? TSR_LOG_ERROR : TSR_LOG_WARN, S_LOG,
+                "blender '%s' failed its probe: %s%s", path, err,
+                want ? "" : "; no Blender tasks for this worker");
+        return want ? rc : 0;
+    }
+    char *feats =
+        cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(w->blender, "features"));
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(w->blender, "version");
+    tsr_log(TSR_LOG_INFO, S_LOG, "blender %s at %s: %d Cycles device(s), features %s",
+            cJSON_IsString(v) ? v->valuestring : "?", path,
+            cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(w->blender, "devices")),
+            feats ? feats : "?");
+    free(feats);
+    return 0;
+}
+
+/* What jobs can --require of this worker: the operator's --feature names,
+ * "gpu" with a GPU, and Blender's (blender.h). NULL when out of memory. */
+static cJSON *s_features(const struct tsr_core *w)
+{
+    cJSON *f = cJSON_CreateArray();
+    for (int i = 0; f && i < w->cfg->nfeatures; i++)
+        cJSON_AddItemToArray(f, cJSON_CreateString(w->cfg->features[i]));
+    if (f && w->gpu_slots > 0)
+        cJSON_AddItemToArray(f, cJSON_CreateString("gpu"));
+    const cJSON *b, *bf = cJSON_GetObjectItemCaseSensitive(w->blender, "features");
+    cJSON_ArrayForEach(b, bf)
+    {
+        if (f && cJSON_IsString(b))
+            cJSON_AddItemToArray(f, cJSON_CreateString(b->valuestring));
+    }
+    return f;
 }
 
 static int s_open(struct tsr_core *w)
@@ -236,6 +316,12 @@ static int s_open(struct tsr_core *w)
     w->memory_mb = tsr_probe_memory_mb();
     w->gpus = tsr_probe_gpus();
     if (!w->gpus)
+        return TSR_ENOMEM;
+    int ngpus = cJSON_GetArraySize(w->gpus);
+    w->gpu_slots = ngpus > TSR_WORKER_MAX_GPU_SLOTS ? TSR_WORKER_MAX_GPU_SLOTS : ngpus;
+    if ((rc = s_find_blender(w)) != 0)
+        return rc;
+    if (!(w->features = s_features(w)))
         return TSR_ENOMEM;
     struct tsr_agent_config acfg = {w->cfg->master, w->cfg->heartbeat_ms,
                                     w->cfg->liveness, w->cfg->curve_pub,
@@ -374,5 +460,7 @@ int tsr_worker_run(const struct tsr_worker_config *cfg)
     tsr_spool_destroy(&w.spool);
     tsr_cache_destroy(&w.cache);
     cJSON_Delete(w.gpus);
+    cJSON_Delete(w.blender);
+    cJSON_Delete(w.features);
     return rc;
 }

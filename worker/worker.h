@@ -12,6 +12,8 @@
 
 #define TSR_WORKER_VERSION "0.1.0"
 #define TSR_WORKER_MAX_SLOTS 256 /* most tasks at once */
+#define TSR_WORKER_MAX_GPU_SLOTS 64 /* most GPU slots (GPUs) announced */
+#define TSR_WORKER_MAX_FEATURES 32  /* most --feature names */
 
 /* How the worker runs; every pointer is borrowed for the run. */
 struct tsr_worker_config {
@@ -20,6 +22,9 @@ struct tsr_worker_config {
     const char *name;            /* worker name shown to operators */
     const char *cache_dir;       /* cache folder (blobs, scenes, tasks, spool) */
     int slots;                   /* tasks at once, 1..TSR_WORKER_MAX_SLOTS */
+    const char *blender;         /* --blender: a path, "none", or NULL: look on PATH */
+    const char *const *features; /* --feature names announced to jobs' requires */
+    int nfeatures;               /* entries in features */
     int heartbeat_ms;            /* heartbeat until WELCOME says otherwise */
     int liveness;                /* missed heartbeats before reconnecting */
     const char *curve_pub;       /* CURVE: our public key (Z85), or NULL: no keys */

@@ -644,8 +644,24 @@ static void test_usage_errors(void **state)
                                   "1..64\n"},
         {"submit --priority 101 x", "tessera: submit: --priority '101': want a number "
                                     "0..100\n"},
-        {"submit --renderer blender x", "tessera: submit: --renderer 'blender': must be "
-                                        "builtin or command\n"},
+        {"submit --renderer povray x", "tessera: submit: --renderer 'povray': must be "
+                                       "builtin, blender or command\n"},
+        {"submit --renderer blender x",
+         "tessera: submit: --renderer blender needs --scene "
+         "FILE.blend (the .blend file in the archive)\n"},
+        {"submit --renderer blender --scene s.blend x",
+         "tessera: submit: --renderer blender needs --size WxH (the frame size the tasks "
+         "render at)\n"},
+        {"submit --renderer blender --scene s.blend --size 4x4 --cycles-device cuda x",
+         "tessera: submit: --cycles-device CUDA renders on a GPU: add --gpu\n"},
+        {"submit --cycles-device METAL x",
+         "tessera: submit: --cycles-device 'METAL': must "
+         "be CPU, CUDA or OPTIX\n"},
+        {"submit --cycles-device CPU x", "tessera: submit: --cycles-device is only for "
+                                         "--renderer blender\n"},
+        {"submit --require 'a b' x",
+         "tessera: submit: --require 'a b': want a feature name "
+         "of 1..31 printable characters without spaces\n"},
         {"submit --renderer command x", "tessera: submit: --renderer command needs "
                                         "--command 'TEMPLATE'\n"},
         {"submit --outputs png x", "tessera: submit: --outputs 'png': must be image or "
@@ -806,6 +822,9 @@ static void test_submit_folder(void **state)
     assert_true(s_sub_num("priority", -1) == 50);
     assert_null(cJSON_GetObjectItemCaseSensitive(s_fk.last_submit, "size"));
     assert_null(cJSON_GetObjectItemCaseSensitive(s_fk.last_submit, "max_attempts"));
+    assert_null(cJSON_GetObjectItemCaseSensitive(s_fk.last_submit, "gpu"));
+    assert_null(cJSON_GetObjectItemCaseSensitive(s_fk.last_submit, "requires"));
+    assert_null(cJSON_GetObjectItemCaseSensitive(s_fk.last_submit, "cycles_device"));
     /* What arrived is what was named. */
     struct s_blob *b = s_blob_find(s_sub_str("archive"));
     assert_non_null(b);
@@ -876,6 +895,27 @@ static void test_submit_archive_and_dedup(void **state)
     assert_string_equal(out, line);
     free(out);
     free(err);
+
+    /* Blender on GPUs: the device and the features travel as given. */
+    rc = s_cli(&out, &err,
+               S_FAKE "submit shot.tar.gz --renderer blender --scene shots/a.blend "
+                      "--size 64x48 --gpu --cycles-device optix --require blender:oidn "
+                      "--require cycles:optix",
+               s_fk.endpoint);
+    assert_int_equal(rc, 0);
+    assert_string_equal(err, "");
+    free(out);
+    free(err);
+    pthread_mutex_lock(&s_fk.lock);
+    assert_string_equal(s_sub_str("renderer"), "blender");
+    assert_string_equal(s_sub_str("scene"), "shots/a.blend");
+    assert_string_equal(s_sub_str("cycles_device"), "OPTIX");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s_fk.last_submit, "gpu")));
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(s_fk.last_submit, "requires");
+    assert_int_equal(cJSON_GetArraySize(req), 2);
+    assert_string_equal(cJSON_GetArrayItem(req, 0)->valuestring, "blender:oidn");
+    assert_string_equal(cJSON_GetArrayItem(req, 1)->valuestring, "cycles:optix");
+    pthread_mutex_unlock(&s_fk.lock);
 }
 
 /* --wait follows the job: exit 0 when done, 1 when it failed. */

@@ -83,6 +83,7 @@ struct fm {
     int nups;                    /* their count */
     pid_t pid;                   /* the worker process; 0 when none */
     const char *path_prefix;     /* put in front of the worker's PATH */
+    const char *feature;         /* a --feature for the worker, or NULL */
     char dir[256];               /* temporary folder: cache, notes */
     char cache[320];             /* the worker's --cache */
 };
@@ -385,9 +386,12 @@ static void s_start_worker(struct fm *m, int slots)
             snprintf(path, sizeof path, "%s:%s", m->path_prefix, getenv("PATH"));
             setenv("PATH", path, 1);
         }
+        /* No Blender: these tests are about the worker, and a Blender
+         * found on PATH would cost each start its probe. */
         execl(g_worker, g_worker, "--master", m->endpoint, "--hub", "testhub", "--name",
               "w1", "--slots", slots_s, "--cache", m->cache, "--heartbeat-ms", hb,
-              "--liveness", lv, "--log-level", "debug", (char *)NULL);
+              "--liveness", lv, "--log-level", "debug", "--blender", "none",
+              m->feature ? "--feature" : (char *)NULL, m->feature, (char *)NULL);
         _exit(127);
     }
     m->pid = pid;
@@ -431,6 +435,11 @@ static cJSON *s_handshake(struct fm *m, int slots)
     assert_string_equal(cJSON_GetArrayItem(r, 0)->valuestring, "builtin");
     assert_string_equal(cJSON_GetArrayItem(r, 1)->valuestring, "command");
     assert_true(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(msg.hdr, "running")));
+    assert_true(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(msg.hdr, "features")));
+    assert_int_equal(
+        s_int(msg.hdr, "gpu_slots"),
+        cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(msg.hdr, "gpus")));
+    assert_null(cJSON_GetObjectItemCaseSensitive(msg.hdr, "blender"));
     cJSON *hello = msg.hdr;
     msg.hdr = NULL;
     tsr_msg_clear(&msg);
@@ -495,6 +504,9 @@ struct task_opts {
     int frame_start, frame_end; /* default 1..1 */
     int region[4];              /* default whole 8x4 frame */
     int width, height;          /* default 8x4 */
+    int gpu;                    /* TASK's gpu: true */
+    const char *require;        /* one feature in TASK's requires, or NULL */
+    const char *renderer;       /* default "command" */
 };
 
 static void s_task(struct fm *m, int64_t attempt, const char *command,
@@ -508,7 +520,7 @@ static void s_task(struct fm *m, int64_t attempt, const char *command,
     cJSON_AddNumberToObject(h, "attempt", (double)attempt);
     cJSON_AddNumberToObject(h, "job", 7);
     cJSON_AddNumberToObject(h, "task", (double)(attempt % 100));
-    cJSON_AddStringToObject(h, "renderer", "command");
+    cJSON_AddStringToObject(h, "renderer", o->renderer ? o->renderer : "command");
     cJSON_AddStringToObject(h, "archive", b->hash);
     cJSON_AddNumberToObject(h, "archive_size", (double)b->len);
     cJSON_AddStringToObject(h, "scene", "scene.json");
@@ -524,6 +536,10 @@ static void s_task(struct fm *m, int64_t attempt, const char *command,
     cJSON_AddStringToObject(h, "outputs", o->outputs ? o->outputs : "none");
     if (o->timeout_s)
         cJSON_AddNumberToObject(h, "timeout_s", o->timeout_s);
+    if (o->gpu)
+        cJSON_AddBoolToObject(h, "gpu", 1);
+    if (o->require)
+        cJSON_AddItemToObject(h, "requires", cJSON_CreateStringArray(&o->require, 1));
     s_send(m, "TASK", h, NULL, 0);
 }
 
@@ -1069,6 +1085,155 @@ static void test_builtin(void **state)
     assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGINT)), 0);
 }
 
+/* READY's credit and gpu_credit, both. */
+static void s_expect_ready2(struct fm *m, int64_t *credit, int64_t *gpu_credit)
+{
+    struct tsr_msg msg;
+    s_expect(m, "READY", -1, &msg);
+    *credit = s_int(msg.hdr, "credit");
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(msg.hdr, "gpu_credit");
+    *gpu_credit = cJSON_IsNumber(g) ? (int64_t)g->valuedouble : 0;
+    tsr_msg_clear(&msg);
+}
+
+/* Whether HELLO's features list f. */
+static int s_has_feature(const cJSON *hello, const char *f)
+{
+    const cJSON *v;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(hello, "features"))
+    {
+        if (cJSON_IsString(v) && strcmp(v->valuestring, f) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Puts a fake nvidia-smi that lists two GPUs at the front of the worker's
+ * PATH. */
+static void s_fake_gpus(struct fm *m)
+{
+    static char bin[512];
+    char smi[600];
+    snprintf(bin, sizeof bin, "%s/bin", m->dir);
+    assert_int_equal(tsr_mkdir_p(bin), 0);
+    snprintf(smi, sizeof smi, "%s/nvidia-smi", bin);
+    const char *script = "#!/bin/sh\n"
+                         "printf 'NVIDIA H100 80GB HBM3, 81559\\nNVIDIA H100 80GB HBM3, "
+                         "81559\\n'\n";
+    assert_int_equal(tsr_write_file_atomic(smi, script, strlen(script)), 0);
+    assert_int_equal(chmod(smi, 0755), 0);
+    m->path_prefix = bin;
+}
+
+/* A GPU task holds a GPU slot of its own and sees only its GPU; CPU and
+ * GPU slots are counted apart; a CPU task on a GPU host sees no GPU; more
+ * GPU tasks than GPUs is the master's mistake, answered as bad_task. */
+static void test_gpu_slots(void **state)
+{
+    struct fm *m = *state;
+    s_fake_gpus(m);
+    s_start_worker(m, 1);
+    cJSON *hello = s_handshake(m, 1);
+    assert_int_equal(s_int(hello, "gpu_slots"), 2);
+    assert_true(s_has_feature(hello, "gpu"));
+    cJSON_Delete(hello);
+    int64_t credit, gpu_credit;
+    s_expect_ready2(m, &credit, &gpu_credit);
+    assert_int_equal(credit, 1);
+    assert_int_equal(gpu_credit, 2);
+
+    char cmd[700];
+    snprintf(cmd, sizeof cmd,
+             "echo \"[$CUDA_VISIBLE_DEVICES] $CUDA_DEVICE_ORDER\" > '%s/env{frame}'; "
+             "sleep 0.5",
+             m->dir);
+    struct task_opts gpu = {.gpu = 1, .frame_start = 1, .frame_end = 1};
+    s_task(m, 1001, cmd, &gpu);
+    gpu.frame_start = gpu.frame_end = 2;
+    s_task(m, 1002, cmd, &gpu);
+    struct task_opts cpu = {.frame_start = 3, .frame_end = 3};
+    s_task(m, 1003, cmd, &cpu);
+    gpu.frame_start = gpu.frame_end = 4;
+    s_task(m, 1004, cmd, &gpu);
+    cJSON *res = s_result(m, 1004);
+    s_assert_failed(res, "bad_task",
+                    "no free GPU slot (the master sent more GPU tasks than gpu_credit)");
+    cJSON_Delete(res);
+    for (int64_t a = 1001; a <= 1003; a++) {
+        res = s_result(m, a);
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "ok")));
+        cJSON_Delete(res);
+        s_ack(m, a, 1);
+    }
+    char path[600], *text = NULL;
+    int seen[2] = {0, 0};
+    for (int f = 1; f <= 2; f++) {
+        snprintf(path, sizeof path, "%s/env%d", m->dir, f);
+        assert_int_equal(tsr_read_file(path, 256, &text, NULL), 0);
+        assert_true(strcmp(text, "[0] PCI_BUS_ID\n") == 0 ||
+                    strcmp(text, "[1] PCI_BUS_ID\n") == 0);
+        seen[text[1] - '0'] = 1;
+        free(text);
+    }
+    assert_true(seen[0] && seen[1]); /* two tasks at once: one GPU each */
+    snprintf(path, sizeof path, "%s/env3", m->dir);
+    assert_int_equal(tsr_read_file(path, 256, &text, NULL), 0);
+    assert_string_equal(text, "[] \n");
+    free(text);
+    /* Every slot came back, each as its own kind of credit. */
+    int64_t cpu_back = 0, gpu_back = 0;
+    while (cpu_back + gpu_back < 3) {
+        s_expect_ready2(m, &credit, &gpu_credit);
+        cpu_back += credit;
+        gpu_back += gpu_credit;
+    }
+    assert_int_equal(cpu_back, 1);
+    assert_int_equal(gpu_back, 2);
+    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGINT)), 0);
+}
+
+/* requires: a feature the worker lacks is missing_feature (the master
+ * should not have sent it); one it announces (--feature) runs. A GPU task
+ * to a worker without GPUs and a Blender task to one without Blender fail
+ * with their reasons. */
+static void test_requires(void **state)
+{
+    struct fm *m = *state;
+    m->feature = "license:special";
+    s_start_worker(m, 1);
+    cJSON *hello = s_handshake(m, 1);
+    assert_true(s_has_feature(hello, "license:special"));
+    assert_false(s_has_feature(hello, "gpu"));
+    cJSON_Delete(hello);
+    assert_int_equal(s_expect_ready(m), 1);
+    struct task_opts o = {.require = "nonexistent"};
+    s_task(m, 1101, "true", &o);
+    cJSON *res = s_result(m, 1101);
+    s_assert_failed(res, "missing_feature",
+                    "this worker lacks the feature 'nonexistent'");
+    cJSON_Delete(res);
+    assert_int_equal(s_expect_ready(m), 1);
+    o.require = "license:special";
+    s_task(m, 1102, "true", &o);
+    res = s_result(m, 1102);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "ok")));
+    cJSON_Delete(res);
+    assert_int_equal(s_expect_ready(m), 1);
+    struct task_opts g = {.gpu = 1};
+    s_task(m, 1103, "true", &g);
+    res = s_result(m, 1103);
+    s_assert_failed(res, "bad_task", "this worker has no GPU for a task with gpu: true");
+    cJSON_Delete(res);
+    struct task_opts b = {.renderer = "blender"};
+    s_task(m, 1104, "", &b);
+    res = s_result(m, 1104);
+    s_assert_failed(res, "missing_feature",
+                    "this worker has no Blender (the feature 'blender')");
+    cJSON_Delete(res);
+    assert_int_equal(s_expect_ready(m), 1);
+    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGINT)), 0);
+}
+
 /* GPUs come from nvidia-smi on PATH; lines it cannot mean are skipped. */
 static void test_gpus(void **state)
 {
@@ -1247,6 +1412,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_restart_spool, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_builtin, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_gpus, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_gpu_slots, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_requires, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, s_group_setup, s_group_teardown);
 }

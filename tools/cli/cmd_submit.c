@@ -39,11 +39,13 @@
 #define S_MAX_TASK_S (7 * 86400) /* longest task timeout */
 #define S_POLL_MS 100            /* --wait polls STATUS this often: cheap for the master */
 #define S_MAX_NAME 63            /* longest job name the master keeps, bytes */
+#define S_MAX_REQUIRES 16        /* most --require features the master keeps */
+#define S_MAX_FEATURE 31         /* longest feature name, bytes */
 
 /* What the flags asked for. */
 struct s_args {
     const char *path;          /* PATH: archive or folder */
-    const char *renderer;      /* "builtin" or "command" */
+    const char *renderer;      /* "builtin", "command" or "blender" */
     const char *scene;         /* scene file inside the archive, or NULL */
     const char *frames;        /* frame set as typed */
     int64_t tiles[2];          /* columns, rows */
@@ -55,6 +57,10 @@ struct s_args {
     int64_t size[2];           /* width, height; 0 when not given */
     int64_t max_attempts;      /* 0 when not given */
     int64_t timeout_s;         /* per-task timeout; 0 when not given */
+    int gpu;                   /* tasks run on GPU slots */
+    const char *requires[S_MAX_REQUIRES]; /* features a worker must announce */
+    int nrequires;                        /* entries in requires */
+    const char *cycles_device;            /* "CPU", "CUDA", "OPTIX", or NULL */
     int64_t stall_s;           /* longest renderer silence; -1 when not given */
     int wait;                  /* follow the job to its end */
     int json;                  /* machine output */
@@ -97,6 +103,19 @@ static int s_parse_pair(const char *s, int64_t max, int64_t out[2])
         tsr_cli_parse_int(x + 1, 1, max, &out[1]) != 0)
         return TSR_EINVAL;
     return 0;
+}
+
+/* A feature name as workers announce them: 1..S_MAX_FEATURE printable
+ * characters, no blanks. */
+static int s_feature_ok(const char *f)
+{
+    size_t n = strlen(f);
+    if (n == 0 || n > S_MAX_FEATURE)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)f[i] <= 0x20 || (unsigned char)f[i] >= 0x7f)
+            return 0;
+    return 1;
 }
 
 /* The default job name: PATH's last component without archive extensions
@@ -144,7 +163,16 @@ static void s_default_name(const char *path, int is_dir, char *out, size_t size)
 
 static int s_parse(int argc, char **argv, struct s_args *a)
 {
-    enum { O_MAX_ATTEMPTS = 256, O_TIMEOUT_TASK, O_STALL, O_WAIT, O_JSON };
+    enum {
+        O_MAX_ATTEMPTS = 256,
+        O_TIMEOUT_TASK,
+        O_STALL,
+        O_WAIT,
+        O_JSON,
+        O_GPU,
+        O_REQUIRE,
+        O_CYCLES_DEVICE
+    };
     static const struct option opts[] = {
         {"renderer", required_argument, NULL, 'r'},
         {"scene", required_argument, NULL, 's'},
@@ -161,6 +189,9 @@ static int s_parse(int argc, char **argv, struct s_args *a)
         {"stall", required_argument, NULL, O_STALL},
         {"wait", no_argument, NULL, O_WAIT},
         {"json", no_argument, NULL, O_JSON},
+        {"gpu", no_argument, NULL, O_GPU},
+        {"require", required_argument, NULL, O_REQUIRE},
+        {"cycles-device", required_argument, NULL, O_CYCLES_DEVICE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -173,9 +204,12 @@ static int s_parse(int argc, char **argv, struct s_args *a)
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
         case 'r':
-            if (strcmp(optarg, "builtin") != 0 && strcmp(optarg, "command") != 0)
+            if (strcmp(optarg, "builtin") != 0 && strcmp(optarg, "command") != 0 &&
+                strcmp(optarg, "blender") != 0)
                 return tsr_cli_error(
-                    TSR_CLI_USAGE, "submit: --renderer '%s': must be builtin or command",
+                    TSR_CLI_USAGE,
+                    "submit: --renderer '%s': must be builtin, blender or "
+                    "command",
                     optarg);
             a->renderer = optarg;
             break;
@@ -251,6 +285,35 @@ static int s_parse(int argc, char **argv, struct s_args *a)
         case O_WAIT:
             a->wait = 1;
             break;
+        case O_GPU:
+            a->gpu = 1;
+            break;
+        case O_REQUIRE:
+            if (!s_feature_ok(optarg))
+                return tsr_cli_error(
+                    TSR_CLI_USAGE,
+                    "submit: --require '%s': want a feature name of 1..%d "
+                    "printable characters without spaces",
+                    optarg, S_MAX_FEATURE);
+            if (a->nrequires == S_MAX_REQUIRES)
+                return tsr_cli_error(TSR_CLI_USAGE,
+                                     "submit: at most %d --require features",
+                                     S_MAX_REQUIRES);
+            a->requires[a->nrequires++] = optarg;
+            break;
+        case O_CYCLES_DEVICE:
+            if (strcasecmp(optarg, "CPU") == 0)
+                a->cycles_device = "CPU";
+            else if (strcasecmp(optarg, "CUDA") == 0)
+                a->cycles_device = "CUDA";
+            else if (strcasecmp(optarg, "OPTIX") == 0)
+                a->cycles_device = "OPTIX";
+            else
+                return tsr_cli_error(TSR_CLI_USAGE,
+                                     "submit: --cycles-device '%s': must be CPU, CUDA or "
+                                     "OPTIX",
+                                     optarg);
+            break;
         case O_JSON:
             a->json = 1;
             break;
@@ -270,6 +333,23 @@ static int s_parse(int argc, char **argv, struct s_args *a)
     a->path = argv[optind];
 
     int command = strcmp(a->renderer, "command") == 0;
+    int blender = strcmp(a->renderer, "blender") == 0;
+    if (blender && !scene_given)
+        return tsr_cli_error(
+            TSR_CLI_USAGE,
+            "submit: --renderer blender needs --scene FILE.blend (the .blend "
+            "file in the archive)");
+    if (blender && strcmp(a->outputs, "image") == 0 && !a->size[0])
+        return tsr_cli_error(
+            TSR_CLI_USAGE, "submit: --renderer blender needs --size WxH (the frame size "
+                           "the tasks render at)");
+    if (a->cycles_device && !blender)
+        return tsr_cli_error(TSR_CLI_USAGE,
+                             "submit: --cycles-device is only for --renderer blender");
+    if (a->cycles_device && strcmp(a->cycles_device, "CPU") != 0 && !a->gpu)
+        return tsr_cli_error(TSR_CLI_USAGE,
+                             "submit: --cycles-device %s renders on a GPU: add --gpu",
+                             a->cycles_device);
     if (command && !a->command)
         return tsr_cli_error(TSR_CLI_USAGE,
                              "submit: --renderer command needs --command 'TEMPLATE'");
@@ -368,8 +448,12 @@ static cJSON *s_submit_header(const struct s_args *a, const char *hash)
         cJSON_AddStringToObject(h, "outputs", a->outputs) &&
         (!a->max_attempts ||
          cJSON_AddNumberToObject(h, "max_attempts", (double)a->max_attempts)) &&
-        (!a->timeout_s || cJSON_AddNumberToObject(h, "timeout_s", (double)a->timeout_s)) &&
-        (a->stall_s < 0 || cJSON_AddNumberToObject(h, "stall_s", (double)a->stall_s));
+        (!a->timeout_s ||
+         cJSON_AddNumberToObject(h, "timeout_s", (double)a->timeout_s)) &&
+        (a->stall_s < 0 || cJSON_AddNumberToObject(h, "stall_s", (double)a->stall_s)) &&
+        (!a->gpu || cJSON_AddBoolToObject(h, "gpu", 1)) &&
+        (!a->cycles_device ||
+         cJSON_AddStringToObject(h, "cycles_device", a->cycles_device));
     double tiles[2] = {(double)a->tiles[0], (double)a->tiles[1]};
     cJSON *t = cJSON_CreateDoubleArray(tiles, 2);
     ok = ok && t && cJSON_AddItemToObject(h, "tiles", t);
@@ -381,6 +465,12 @@ static cJSON *s_submit_header(const struct s_args *a, const char *hash)
         ok = s && cJSON_AddItemToObject(h, "size", s);
         if (!ok)
             cJSON_Delete(s);
+    }
+    if (ok && a->nrequires) {
+        cJSON *r = cJSON_CreateStringArray(a->requires, a->nrequires);
+        ok = r && cJSON_AddItemToObject(h, "requires", r);
+        if (!ok)
+            cJSON_Delete(r);
     }
     if (!ok) {
         cJSON_Delete(h);
@@ -511,10 +601,12 @@ const struct tsr_cli_cmd tsr_cmd_submit = {
     .help =
         "PATH is a tar, tar.gz, tar.zst or zip archive, or a folder (packed first).\n"
         "\n"
-        "  --renderer builtin|command  renderer (default builtin)\n"
+        "  --renderer builtin|blender|command\n"
+        "                              renderer (default builtin)\n"
         "  --scene FILE                scene file in the archive (default scene.json "
         "for\n"
-        "                              builtin, none for command)\n"
+        "                              builtin, none for command; needed for blender:\n"
+        "                              the .blend file)\n"
         "  --frames SET                frames: 1-240, 1-100x5, 1,4,9-12 (default 1)\n"
         "  --tiles CxR                 split each frame into C x R tiles (default 1x1)\n"
         "  --chunk N                   frames per task (default 1)\n"
@@ -523,6 +615,16 @@ const struct tsr_cli_cmd tsr_cmd_submit = {
         "  --command 'TEMPLATE'        command line (needed with --renderer command)\n"
         "  --outputs image|none        what a task produces (default image)\n"
         "  --size WxH                  frame size, when the renderer cannot tell\n"
+        "                              (needed for blender and command images)\n"
+        "  --gpu                       run the tasks on GPU slots only (one GPU each)\n"
+        "  --require FEATURE           only workers that announce FEATURE take the "
+        "tasks\n"
+        "                              (repeatable: blender:oidn, cycles:optix, gpu, "
+        "...)\n"
+        "  --cycles-device CPU|CUDA|OPTIX\n"
+        "                              Blender's Cycles device (CUDA and OPTIX need "
+        "--gpu;\n"
+        "                              default: OPTIX or CUDA on a GPU, else CPU)\n"
         "  --max-attempts N            attempts per task before the job fails\n"
         "  --timeout-task SECONDS      longest a task may run\n"
         "  --stall SECONDS             kill a renderer silent this long (default 900,\n"
