@@ -250,3 +250,31 @@ void access_cron(struct master *m)
         }
     }
 }
+
+int access_request_ok(struct master *m, struct tsr_msg *msg, int64_t rid)
+{
+    char err[160];
+    const char *hash = NULL;
+    if (strcmp(msg->cmd, "WORKER") == 0 && !access_is_operator(msg->user)) {
+        master_send_error(m, m->clients, msg->peer, msg->peer_len, msg->cmd, rid,
+                          TSR_EPERM, "only operators may drain, undrain or release "
+                                     "workers");
+        return 0;
+    }
+    int get = strcmp(msg->cmd, "GET") == 0;
+    if (!get && strcmp(msg->cmd, "SUBMIT") != 0)
+        return 1;
+    /* A malformed field is the handler's to report. */
+    if (tsr_hdr_hash(msg->hdr, get ? "hash" : "archive", &hash, NULL, 0) != 0 ||
+        access_blob_readable(m, msg->user, hash))
+        return 1;
+    /* The very words of blobs.c and jobs.c for a blob that is not there. */
+    if (get)
+        snprintf(err, sizeof err, "blob %.12s is not on the master", hash);
+    else
+        snprintf(err, sizeof err, "archive %.12s is not on the master; upload it first",
+                 hash);
+    master_send_error(m, m->clients, msg->peer, msg->peer_len, msg->cmd, rid, TSR_ENOTFOUND,
+                      err);
+    return 0;
+}

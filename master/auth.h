@@ -108,6 +108,16 @@ void access_grant(struct master *m, const char *user, const char *hash);
 int access_check_message(struct master *m, const struct tsr_msg *msg, int workers,
                          char *why, size_t whylen);
 
+/*
+ * The rules of the client endpoint's requests that name a blob or act on
+ * the farm: GET's "hash" and SUBMIT's "archive" must be readable by the
+ * sender (else the same ERROR as a blob the master does not hold, so that
+ * nothing is learnt), WORKER actions are the operators'. Jobs are checked
+ * where clients.c looks them up. Returns 1 when the request may go on; 0
+ * when it was answered with ERROR.
+ */
+int access_request_ok(struct master *m, struct tsr_msg *msg, int64_t rid);
+
 /* Drops indexes not used for a while. Called from the reactor's cron. */
 void access_cron(struct master *m);
 

@@ -11,6 +11,7 @@
  * Flow control is the sender's: PUT_OK grants `credit` chunks in flight and
  * each CHUNK_OK returns one (doc/protocol.md).
  */
+#include "auth.h"
 #include "master.h"
 
 #include "tessera/error.h"
@@ -85,7 +86,9 @@ void blobs_on_put(struct master *m, void *sock, struct tsr_msg *msg)
     cJSON_AddNumberToObject(h, "rid", (double)rid);
     cJSON_AddStringToObject(h, "hash", hash);
     uint64_t have_size = 0;
-    if (store_has_blob(m, hash, &have_size)) {
+    /* A studio without a claim on a blob the master holds sends it anyway:
+     * "have" would tell it what other studios uploaded (access.c). */
+    if (store_has_blob(m, hash, &have_size) && access_blob_readable(m, msg->user, hash)) {
         cJSON_AddBoolToObject(h, "have", 1);
     } else {
         struct upload *u = s_find(m, hash);
@@ -110,6 +113,7 @@ void blobs_on_put(struct master *m, void *sock, struct tsr_msg *msg)
             m->uploads[m->nuploads++] = u;
         }
         u->last_ms = tsr_now_ms();
+        access_upload_started(m, msg->user, hash);
         cJSON_AddBoolToObject(h, "have", 0);
         cJSON_AddNumberToObject(h, "chunk", TSR_PROTO_CHUNK);
         cJSON_AddNumberToObject(h, "credit", UPLOAD_CREDIT);
@@ -189,7 +193,7 @@ void blobs_on_put_end(struct master *m, void *sock, struct tsr_msg *msg)
         return;
     }
     uint64_t size;
-    if (store_has_blob(m, hash, &size)) {
+    if (store_has_blob(m, hash, &size) && access_blob_readable(m, msg->user, hash)) {
         cJSON *h = cJSON_CreateObject();
         cJSON_AddNumberToObject(h, "rid", (double)rid);
         cJSON_AddStringToObject(h, "hash", hash);

@@ -5,6 +5,7 @@
  * (SUBMIT, CANCEL) write LMDB and answer after the commit. Every request
  * carries a `rid` that the reply echoes.
  */
+#include "auth.h"
 #include "master.h"
 
 #include "tessera/error.h"
@@ -33,6 +34,8 @@ static struct job *s_job_arg(struct master *m, struct tsr_msg *msg, int64_t rid)
         return NULL;
     }
     struct job *j = job_find(m, (uint64_t)id);
+    if (j && !access_can_see(msg->user, j))
+        j = NULL; /* another studio's job is not there, for this one */
     if (!j) {
         snprintf(err, sizeof err, "no such job %lld", (long long)id);
         master_send_error(m, m->clients, msg->peer, msg->peer_len, msg->cmd, rid,
@@ -79,7 +82,9 @@ void clients_on_message(struct master *m, struct tsr_msg *msg)
         return;
     }
     const char *c = msg->cmd;
-    if (strcmp(c, "SUBMIT") == 0) {
+    if (!access_request_ok(m, msg, rid)) {
+        /* refused (auth.h); the ERROR is on its way */
+    } else if (strcmp(c, "SUBMIT") == 0) {
         clients_on_submit(m, msg);
     } else if (strcmp(c, "PUT") == 0) {
         blobs_on_put(m, m->clients, msg);
@@ -105,9 +110,12 @@ void clients_on_message(struct master *m, struct tsr_msg *msg)
         cJSON *arr = cJSON_AddArrayToObject(h, "jobs");
         /* Newest last; the header limit bounds how many fit, so keep the
          * newest 200. */
-        size_t first = m->njobs > 200 ? m->njobs - 200 : 0;
+        size_t first = m->njobs, shown = 0;
+        while (first > 0 && shown < 200)
+            shown += access_can_see(msg->user, m->jobs[--first]);
         for (size_t i = first; i < m->njobs; i++)
-            cJSON_AddItemToArray(arr, job_to_json(m->jobs[i]));
+            if (access_can_see(msg->user, m->jobs[i]))
+                cJSON_AddItemToArray(arr, job_to_json(m->jobs[i]));
         s_reply(m, msg, "JOBS", rid, h);
     } else if (strcmp(c, "WORKERS") == 0) {
         cJSON *h = cJSON_CreateObject();
@@ -165,6 +173,8 @@ void clients_on_message(struct master *m, struct tsr_msg *msg)
             cJSON_AddNumberToObject(h, "next", i < j->nframes ? (double)i : -1);
             s_reply(m, msg, "FRAMES", rid, h);
         }
+    } else if (strcmp(c, "EVENTS") == 0) {
+        events_on_request(m, msg, rid);
     } else {
         snprintf(err, sizeof err, "unknown command '%s' on the client endpoint", c);
         master_send_error(m, m->clients, msg->peer, msg->peer_len, c, rid, TSR_EPROTO, err);

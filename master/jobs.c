@@ -436,6 +436,7 @@ cJSON *job_to_json(const struct job *j)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "id", (double)j->id);
     cJSON_AddStringToObject(o, "name", j->name);
+    cJSON_AddStringToObject(o, "owner", j->owner);
     cJSON_AddStringToObject(o, "state", job_state_name(j->state));
     cJSON_AddStringToObject(o, "renderer", j->renderer);
     cJSON_AddNumberToObject(o, "priority", j->priority);
@@ -676,6 +677,7 @@ void clients_on_submit(struct master *m, struct tsr_msg *msg)
     snprintf(req->scene, sizeof req->scene, "%s", j->scene);
     req->want_resolution = strcmp(j->renderer, "builtin") == 0;
     req->ctx = cJSON_Duplicate(msg->hdr, 1);
+    snprintf(req->user, sizeof req->user, "%s", msg->user); /* the job's owner */
     job_free(j); /* rebuilt from ctx once the archive passes */
     pool_submit(m, req);
 }
@@ -703,6 +705,7 @@ static void s_create(struct master *m, struct pool_req *req)
     j->id = m->next_job++;
     j->state = JOB_QUEUED;
     j->created_ms = tsr_wall_ms();
+    snprintf(j->owner, sizeof j->owner, "%s", req->user);
     job_recount(j);
     if (m->njobs == m->capjobs) {
         m->capjobs = m->capjobs ? m->capjobs * 2 : 16;
@@ -717,6 +720,7 @@ static void s_create(struct master *m, struct pool_req *req)
     cJSON_AddStringToObject(ev, "name", j->name);
     cJSON_AddNumberToObject(ev, "tasks", j->ntasks);
     cJSON_AddNumberToObject(ev, "frames", j->nframes);
+    cJSON_AddStringToObject(ev, "by", j->owner);
     store_event(m, "job_submitted", j->id, ev);
     cJSON_Delete(ev);
     tsr_log(TSR_LOG_INFO, "jobs", "job %llu '%s': %u frames, %u tasks (%dx%d tiles, chunk %d)",

@@ -276,6 +276,8 @@ struct master {
                                      workers to come back after a restart */
     volatile int stop;            /* set by SIGTERM/SIGINT */
     struct auth *auth;            /* ZAP handler and key sets; NULL without keys */
+    const char *actor;            /* User-Id of the client request being handled
+                                     (events record it as "by"), or NULL */
     struct access *access;        /* who may see what (access.c, auth.h) */
 };
 
@@ -374,6 +376,8 @@ cJSON *worker_to_json(const struct master *m, const struct worker *w);
 
 /* clients.c */
 void clients_on_message(struct master *m, struct tsr_msg *msg);
+/* events.c: EVENTS {job?, limit?, before?}, the audit trail newest last */
+void events_on_request(struct master *m, struct tsr_msg *msg, int64_t rid);
 void clients_on_sheet_done(struct master *m, struct pool_req *req);
 
 /* pool.c: heavy work off the reactor */

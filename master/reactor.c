@@ -202,10 +202,13 @@ static void s_drain(struct master *m, void *sock, int is_workers)
             tsr_msg_clear(&msg);
             continue;
         }
-        if (is_workers)
+        if (is_workers) {
             workers_on_message(m, &msg);
-        else
+        } else {
+            m->actor = msg.user;
             clients_on_message(m, &msg);
+            m->actor = NULL;
+        }
         tsr_msg_clear(&msg);
     }
 }

@@ -256,6 +256,7 @@ int store_put_job(struct master *m, const struct job *j)
     cJSON_AddNumberToObject(o, "id", (double)j->id);
     cJSON_AddNumberToObject(o, "state", j->state);
     cJSON_AddStringToObject(o, "name", j->name);
+    cJSON_AddStringToObject(o, "owner", j->owner);
     cJSON_AddStringToObject(o, "renderer", j->renderer);
     cJSON_AddStringToObject(o, "scene", j->scene);
     cJSON_AddStringToObject(o, "archive", j->archive);
@@ -412,6 +413,8 @@ int store_event(struct master *m, const char *kind, uint64_t job, cJSON *fields)
     cJSON_AddNumberToObject(o, "seq", (double)(m->next_event - 1));
     cJSON_AddNumberToObject(o, "ts_ms", (double)tsr_wall_ms());
     cJSON_AddStringToObject(o, "kind", kind);
+    if (m->actor && !cJSON_HasObjectItem(o, "by"))
+        cJSON_AddStringToObject(o, "by", m->actor); /* who asked, for the audit */
     if (job)
         cJSON_AddNumberToObject(o, "job", (double)job);
     int rc = s_put_json(m, m->db_events, key, 8, o);
@@ -451,6 +454,7 @@ static struct job *s_job_from_json(const cJSON *o)
     j->id = (uint64_t)s_jnum(o, "id");
     j->state = (uint8_t)s_jnum(o, "state");
     snprintf(j->name, sizeof j->name, "%s", s_jstr(o, "name"));
+    snprintf(j->owner, sizeof j->owner, "%s", s_jstr(o, "owner"));
     snprintf(j->renderer, sizeof j->renderer, "%s", s_jstr(o, "renderer"));
     snprintf(j->scene, sizeof j->scene, "%s", s_jstr(o, "scene"));
     snprintf(j->archive, sizeof j->archive, "%s", s_jstr(o, "archive"));

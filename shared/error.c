@@ -26,6 +26,7 @@ const char *tsr_strerror(int code)
     case TSR_EVERSION: return "unsupported version";
     case TSR_EFULL: return "no space left";
     case TSR_EACCESS: return "access denied";
+    case TSR_EPERM: return "not permitted";
     default: return "unknown error";
     }
 }

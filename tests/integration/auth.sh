@@ -108,9 +108,79 @@ set -e
     fail "worker --name other than its key's: exit $rc, $(cat "$T/w9.txt")"
 pass "a worker key admits only the worker of its name"
 
+# Studios see and touch only their own jobs; operators everything.
+mkdir -p "$T/scene" && echo x >"$T/scene/README"
+ja=$(as alice submit "$TSR_SRC/tests/data/small" --frames 1-2 --name a-small --json --wait |
+     jq -r .id)
+sa=$(as alice status "$ja" --json)
+[ "$(jqr "$sa" .state)" = done ] && [ "$(jqr "$sa" .owner)" = studio:alice ] ||
+    fail "alice's job $ja: $sa"
+# expect_same_refusal COMMAND...: bob gets for alice's job exactly what he
+# gets for a job that does not exist.
+expect_same_refusal() {
+    set +e
+    as bob "$@" "$ja" >/dev/null 2>"$T/a.err"
+    local ra=$?
+    as bob "$@" 999999 >/dev/null 2>"$T/b.err"
+    local rb=$?
+    set -e
+    [ "$ra" = 1 ] && [ "$rb" = 1 ] || fail "bob '$*': exit $ra and $rb, wanted 1"
+    [ "$(sed "s/$ja/N/g" "$T/a.err")" = "$(sed "s/999999/N/g" "$T/b.err")" ] ||
+        fail "bob '$*' on alice's job said '$(cat "$T/a.err")', on none '$(cat "$T/b.err")'"
+    grep -q "no such job $ja" "$T/a.err" || fail "bob '$*': $(cat "$T/a.err")"
+}
+expect_same_refusal status
+expect_same_refusal cancel
+expect_same_refusal watch
+expect_same_refusal fetch -o "$T/bob-out"
+expect_same_refusal events --job
+[ "$(as bob jobs --json | jq "map(select(.id == $ja)) | length")" = 0 ] ||
+    fail "bob's job list shows alice's job"
+[ "$(as bob events --json | jq "map(select(.job == $ja)) | length")" = 0 ] ||
+    fail "bob's events show alice's job"
+pass "studio bob cannot see, watch, fetch or cancel alice's job: 'no such job', as if missing"
+
+as alice fetch "$ja" -o "$T/alice-out" >/dev/null || fail "alice cannot fetch her job"
+(cd "$T/alice-out" && sha256sum -c --quiet SHA256SUMS) || fail "alice's frames do not verify"
+frame=$(jq -r '.frames[0].sha256' "$T/alice-out/manifest.json")
+archive=$(jqr "$sa" .archive)
+raw() { "$TSR_BIN/tsr-raw" --key "$1" --master-key "$MK" "$CLIENT_EP" send "$2" "$3"; }
+get="{\"rid\":1,\"hash\":\"$frame\",\"offset\":0,\"len\":64}"
+raw "$K/studios/alice.key" GET "$get" | grep -q "^DATA " || fail "alice cannot GET her frame"
+raw "$K/studios/bob.key" GET "$get" | grep -q "^ERROR .*blob ${frame:0:12} is not on the master" ||
+    fail "bob could GET alice's frame: $(raw "$K/studios/bob.key" GET "$get")"
+put="{\"rid\":1,\"hash\":\"$archive\",\"size\":100}"
+raw "$K/studios/alice.key" PUT "$put" | grep -q '"have":true' || fail "alice's own archive: not had"
+raw "$K/studios/bob.key" PUT "$put" | grep -q '"have":false' ||
+    fail "the master told bob it holds alice's archive: $(raw "$K/studios/bob.key" PUT "$put")"
+sub="{\"rid\":1,\"archive\":\"$archive\",\"frames\":\"1\"}"
+raw "$K/studios/bob.key" SUBMIT "$sub" | grep -q "archive ${archive:0:12} is not on the master" ||
+    fail "bob could submit alice's archive by its hash"
+pass "studio bob can neither read alice's blobs nor learn that the master holds them"
+
+jb=$(as bob submit "$T/scene" --renderer command --command 'sleep 0.3' --outputs none \
+     --frames 1-100 --json | jq -r .id)
+[ "$(tsr jobs --json | jq "map(select(.id == $ja or .id == $jb)) | length")" = 2 ] ||
+    fail "the operator does not see both studios' jobs"
+tsr status "$ja" >/dev/null || fail "the operator cannot see alice's job"
+tsr cancel "$jb" | grep -q "cancelled job $jb" || fail "the operator cannot cancel bob's job"
+set +e
+as alice workers drain w1 >/dev/null 2>"$T/err.txt"
+rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "only operators" "$T/err.txt" ||
+    fail "a studio drained a worker: exit $rc, $(cat "$T/err.txt")"
+ev=$(tsr events --json --job "$jb")
+[ "$(jqr "$ev" 'map(select(.kind == "job_submitted" and .by == "studio:bob")) | length')" = 1 ] ||
+    fail "no submission by studio:bob in the events: $ev"
+[ "$(jqr "$ev" 'map(select(.kind == "job_ended" and .by == "operator:ops")) | length')" = 1 ] ||
+    fail "no cancel by operator:ops in the events: $ev"
+as bob events --job "$jb" | grep -q "operator:ops.*job_ended" ||
+    fail "bob does not see who cancelled his job: $(as bob events --job "$jb")"
+pass "an operator sees and cancels any job; submissions and cancels are in the events with their key"
+
 # Revocation: a long job of alice's, watched over one connection; then
 # alice.pub goes and SIGHUP tells the master.
-mkdir -p "$T/scene" && echo x >"$T/scene/README"
 job=$(as alice submit "$T/scene" --renderer command --command 'sleep 0.3' --outputs none \
       --frames 1-200 --json | jq -r .id)
 set +e

@@ -55,6 +55,7 @@ extern const struct tsr_cli_cmd tsr_cmd_watch;
 extern const struct tsr_cli_cmd tsr_cmd_cancel;
 extern const struct tsr_cli_cmd tsr_cmd_fetch;
 extern const struct tsr_cli_cmd tsr_cmd_keygen;
+extern const struct tsr_cli_cmd tsr_cmd_events;
 extern const struct tsr_cli_cmd tsr_cmd_pause;
 extern const struct tsr_cli_cmd tsr_cmd_resume;
 extern const struct tsr_cli_cmd tsr_cmd_retry;

@@ -34,7 +34,7 @@
 static const struct tsr_cli_cmd *const s_cmds[] = {
     &tsr_cmd_submit, &tsr_cmd_status, &tsr_cmd_jobs,  &tsr_cmd_workers,
     &tsr_cmd_watch,  &tsr_cmd_cancel, &tsr_cmd_fetch,  &tsr_cmd_pause,
-    &tsr_cmd_resume, &tsr_cmd_retry, &tsr_cmd_keygen,
+    &tsr_cmd_resume, &tsr_cmd_retry, &tsr_cmd_events, &tsr_cmd_keygen,
 };
 #define S_NCMDS (sizeof s_cmds / sizeof s_cmds[0])
 

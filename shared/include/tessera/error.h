@@ -29,7 +29,8 @@
 #define TSR_ERENDER (-18)  /* the renderer failed */
 #define TSR_EVERSION (-19) /* protocol or record version we do not speak */
 #define TSR_EFULL (-20)    /* disk or database full */
-#define TSR_EACCESS (-21)  /* key not admitted, or not allowed to do this */
+#define TSR_EACCESS (-21)  /* key not admitted (authentication) */
+#define TSR_EPERM (-22)    /* admitted, but not allowed to do this */
 
 /* Returns a static, lower-case description of a TSR_E* code. */
 const char *tsr_strerror(int code);

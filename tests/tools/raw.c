@@ -1,0 +1,212 @@
+/*
+ * raw.c: tsr-raw, a ZeroMQ peer for the integration tests that says what
+ * the real programs never would.
+ *
+ *   tsr-raw [--key FILE --master-key FILE] [--timeout MS] ENDPOINT send CMD JSON
+ *       sends one message (a DEALER, like the CLI or a worker) and prints the
+ *       reply as "CMD JSON" on one line; exit 0 on a reply, 3 on silence.
+ *   tsr-raw [keys] ENDPOINT abuse N
+ *       sends N rounds of hostile messages (garbage frames, wrong signatures
+ *       and versions, oversize and truncated headers, too many frames,
+ *       bodies where none belong, replies and commands out of order,
+ *       unknown commands, an oversize frame that must cut the connection)
+ *       and then checks, on a fresh connection, that the peer still answers
+ *       HEARTBEAT or STATUS with something well-formed. Exit 0 when it does.
+ *
+ * It links only the core library: the codec (to read replies) and the key
+ * files.
+ */
+#include "tessera/curve.h"
+#include "tessera/error.h"
+#include "tessera/proto.h"
+#include "tessera/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+/* How to connect. */
+struct s_opts {
+    const char *endpoint; /* where */
+    int timeout_ms;       /* how long to wait for a reply */
+    int curve;            /* with keys */
+    char pub[TSR_KEY_Z85], sec[TSR_KEY_Z85], server[TSR_KEY_Z85]; /* the keys */
+};
+
+static void *s_connect(void *ctx, const struct s_opts *o)
+{
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    if (o->curve)
+        tsr_curve_client(s, o->pub, o->sec, o->server);
+    if (zmq_connect(s, o->endpoint) != 0) {
+        fprintf(stderr, "tsr-raw: cannot connect to %s: %s\n", o->endpoint,
+                zmq_strerror(zmq_errno()));
+        exit(2);
+    }
+    return s;
+}
+
+/* Sends frames (n of them, lengths given) as one message. */
+static void s_frames(void *s, const void *const *data, const size_t *len, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        zmq_send(s, data[i], len[i], i + 1 < n ? ZMQ_SNDMORE : 0);
+}
+
+/* Waits for one message; prints it; returns 0, or 3 on silence. */
+static int s_reply(void *s, int timeout_ms, int print)
+{
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    int64_t end = tsr_now_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = end - tsr_now_ms();
+        if (left <= 0 || zmq_poll(&it, 1, (long)left) <= 0)
+            return 3;
+        struct tsr_msg m;
+        char err[256];
+        int rc = tsr_msg_recv(s, 0, 1, &m, err, sizeof err);
+        if (rc == TSR_ETIMEOUT)
+            continue;
+        if (rc != 0) {
+            if (print)
+                printf("MALFORMED %s\n", err);
+            return 1;
+        }
+        if (print) {
+            char *text = cJSON_PrintUnformatted(m.hdr);
+            printf("%s %s\n", m.cmd, text ? text : "{}");
+            free(text);
+        }
+        tsr_msg_clear(&m);
+        return 0;
+    }
+}
+
+/* Drains whatever answers arrived, without waiting long. */
+static void s_drain(void *s, int ms)
+{
+    while (s_reply(s, ms, 0) != 3)
+        ;
+}
+
+/* One round of abuse on socket s. */
+static void s_abuse(void *s, int round)
+{
+    static unsigned char big[TSR_PROTO_MAX_HEADER + 16];
+    memset(big, '{', sizeof big);
+    char garbage[64];
+    for (size_t i = 0; i < sizeof garbage; i++)
+        garbage[i] = (char)((i * 131 + (size_t)round * 17) & 0xff);
+    const char *hdr = "{\"rid\":1}";
+    struct {
+        const void *d[6]; /* frames */
+        size_t l[6];      /* their lengths */
+        size_t n;         /* how many */
+    } cases[] = {
+        {{garbage}, {sizeof garbage}, 1},                                   /* one frame */
+        {{garbage, garbage, garbage}, {3, 9, 40}, 3},                       /* junk */
+        {{"TSR9", "HELLO", "{}"}, {4, 5, 2}, 3},                            /* version */
+        {{"XYZ1", "JOBS", "{}"}, {4, 4, 2}, 3},                             /* signature */
+        {{"TSR1", "jobs", "{}"}, {4, 4, 2}, 3},                             /* lower case */
+        {{"TSR1", "", "{}"}, {4, 0, 2}, 3},                                 /* no command */
+        {{"TSR1", "JOBS", "[1,2]"}, {4, 4, 5}, 3},                          /* not an object */
+        {{"TSR1", "JOBS", "{\"rid\":"}, {4, 4, 7}, 3},                      /* truncated */
+        {{"TSR1", "JOBS", "{}\0{}"}, {4, 4, 5}, 3},                         /* trailing */
+        {{"TSR1", "JOBS", big}, {4, 4, sizeof big}, 3},                     /* oversize */
+        {{"TSR1", "JOBS", hdr, "x", "y", "z"}, {4, 4, 9, 1, 1, 1}, 6},      /* frames */
+        {{"TSR1", "STATUS", "{\"job\":\"x\"}"}, {4, 6, 11}, 3},             /* type */
+        {{"TSR1", "STATUS", "{\"job\":1e300}"}, {4, 6, 13}, 3},             /* range */
+        {{"TSR1", "CHUNK", "{\"hash\":\"00\",\"offset\":0}", "b"}, {4, 5, 25, 1}, 4},
+        {{"TSR1", "PUT_END", "{\"hash\":\"" "0000000000000000000000000000000000000000000000000000000000000000" "\"}"}, {4, 7, 76}, 3},
+        {{"TSR1", "RESULT", "{\"attempt\":12345,\"ok\":true}"}, {4, 6, 27}, 3}, /* order */
+        {{"TSR1", "READY", "{\"credit\":5}"}, {4, 5, 12}, 3},               /* no HELLO */
+        {{"TSR1", "WELCOME", "{}"}, {4, 7, 2}, 3},                          /* m -> w */
+        {{"TSR1", "DATA", "{}", "xx"}, {4, 4, 2, 2}, 4},                    /* a reply */
+        {{"TSR1", "NOPE", "{}"}, {4, 4, 2}, 3},                             /* unknown */
+        {{"TSR1", "GET", "{\"hash\":\"" "1111111111111111111111111111111111111111111111111111111111111111" "\",\"offset\":0,\"len\":99999999}"}, {4, 3, 111}, 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        s_frames(s, cases[i].d, cases[i].l, cases[i].n);
+}
+
+/* A fresh connection asks something every peer answers, and expects a
+ * well-formed reply. Returns 0 or 3. */
+static int s_alive(void *ctx, const struct s_opts *o)
+{
+    void *s = s_connect(ctx, o);
+    const void *d[3] = {"TSR1", "JOBS", "{\"rid\":7}"};
+    size_t l[3] = {4, 4, 9};
+    s_frames(s, d, l, 3);
+    int rc = s_reply(s, o->timeout_ms, 1);
+    zmq_close(s);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct s_opts o = {.timeout_ms = 5000};
+    int i = 1;
+    for (; i < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
+        if (i + 1 >= argc)
+            break;
+        char err[512];
+        if (strcmp(argv[i], "--key") == 0) {
+            if (tsr_key_load_secret(argv[i + 1], o.pub, o.sec, err, sizeof err) != 0) {
+                fprintf(stderr, "tsr-raw: %s\n", err);
+                return 2;
+            }
+            o.curve = 1;
+        } else if (strcmp(argv[i], "--master-key") == 0) {
+            if (tsr_key_load_public(argv[i + 1], o.server, err, sizeof err) != 0) {
+                fprintf(stderr, "tsr-raw: %s\n", err);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--timeout") == 0) {
+            o.timeout_ms = atoi(argv[i + 1]);
+        } else {
+            break;
+        }
+    }
+    if (argc - i < 2) {
+        fprintf(stderr, "usage: tsr-raw [--key F --master-key F] [--timeout MS] ENDPOINT "
+                        "send CMD JSON | abuse N\n");
+        return 2;
+    }
+    o.endpoint = argv[i];
+    void *ctx = zmq_ctx_new();
+    int rc = 2;
+    if (strcmp(argv[i + 1], "send") == 0 && argc - i == 4) {
+        void *s = s_connect(ctx, &o);
+        const void *d[3] = {"TSR1", argv[i + 2], argv[i + 3]};
+        size_t l[3] = {4, strlen(argv[i + 2]), strlen(argv[i + 3])};
+        s_frames(s, d, l, 3);
+        rc = s_reply(s, o.timeout_ms, 1);
+        zmq_close(s);
+    } else if (strcmp(argv[i + 1], "abuse") == 0 && argc - i == 3) {
+        int rounds = atoi(argv[i + 2]);
+        for (int r = 0; r < rounds; r++) {
+            void *s = s_connect(ctx, &o);
+            s_abuse(s, r);
+            s_drain(s, 50);
+            /* A frame past ZMQ_MAXMSGSIZE: the master drops this connection
+             * at the transport, and only this one. */
+            size_t n = (size_t)TSR_PROTO_MAXMSGSIZE + 1024;
+            char *huge = calloc(1, n);
+            const void *d[4] = {"TSR1", "CHUNK", "{}", huge};
+            size_t l[4] = {4, 5, 2, n};
+            s_frames(s, d, l, 4);
+            free(huge);
+            zmq_close(s);
+        }
+        rc = s_alive(ctx, &o);
+        if (rc != 0)
+            fprintf(stderr, "tsr-raw: the peer at %s stopped answering\n", o.endpoint);
+    } else {
+        fprintf(stderr, "tsr-raw: unknown mode '%s'\n", argv[i + 1]);
+    }
+    zmq_ctx_term(ctx);
+    return rc;
+}
