@@ -668,6 +668,21 @@ void tsr_core_on_task(struct tsr_core *w, const struct tsr_msg *m)
 }
 
 /* A download ended: start or fail every task that waited for it. */
+/* Whether a task in hand uses the archive hash (the cache keeps it). */
+static int s_archive_in_use(void *ctx, const char *hash)
+{
+    const struct tsr_core *w = ctx;
+    for (const struct tsr_core_task *t = w->tasks; t; t = t->next)
+        if (strcmp(t->spec.archive, hash) == 0)
+            return 1;
+    return 0;
+}
+
+void tsr_core_trim_cache(struct tsr_core *w)
+{
+    tsr_cache_trim(w->cache, w->cfg->cache_max, s_archive_in_use, w);
+}
+
 void tsr_core_archive_done(struct tsr_core *w, const struct tsr_cache_done *d)
 {
     struct tsr_core_task *t = w->tasks;
@@ -681,6 +696,9 @@ void tsr_core_archive_done(struct tsr_core *w, const struct tsr_cache_done *d)
         }
         t = next;
     }
+    /* A new archive is in: make room by the least recently used. */
+    if (d->rc == 0)
+        tsr_core_trim_cache(w);
 }
 
 static int s_attempt_of(const struct tsr_msg *m, int64_t *attempt)

@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,6 +287,102 @@ static void s_reask(struct s_fetch *f, struct tsr_agent *a, int64_t now)
     s_pump(f, a);
 }
 
+/* Marks an archive as just used: its blob's mtime orders the LRU. */
+static void s_touch(const struct tsr_cache *c, const char *hash)
+{
+    char blob[PATH_MAX];
+    if (tsr_fmt(blob, sizeof blob, "%s/blobs/%s", c->dir, hash) == 0)
+        utimensat(AT_FDCWD, blob, NULL, 0);
+}
+
+static uint64_t s_du_total; /* nftw has no context argument */
+
+static int s_du_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)path;
+    (void)type;
+    (void)ftw;
+    s_du_total += (uint64_t)st->st_blocks * 512;
+    return 0;
+}
+
+/* Bytes a folder tree takes on disk, without following links. */
+static uint64_t s_du(const char *path)
+{
+    s_du_total = 0;
+    nftw(path, s_du_one, 16, FTW_PHYS);
+    return s_du_total;
+}
+
+struct s_entry {
+    char hash[TSR_HASH_HEX]; /* the archive */
+    uint64_t bytes;          /* its blob and extracted scene */
+    struct timespec used;    /* its last use */
+};
+
+static int s_by_use(const void *a, const void *b)
+{
+    const struct s_entry *x = a, *y = b;
+    if (x->used.tv_sec != y->used.tv_sec)
+        return x->used.tv_sec < y->used.tv_sec ? -1 : 1;
+    return x->used.tv_nsec < y->used.tv_nsec ? -1 : x->used.tv_nsec > y->used.tv_nsec;
+}
+
+int tsr_cache_trim(struct tsr_cache *c, uint64_t max_bytes,
+                   int (*in_use)(void *ctx, const char *hash), void *ctx)
+{
+    if (max_bytes == 0)
+        return 0;
+    char dir[PATH_MAX], path[PATH_MAX];
+    if (tsr_fmt(dir, sizeof dir, "%s/blobs", c->dir) != 0)
+        return 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct s_entry *e = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t total = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        if (!tsr_hash_valid(de->d_name) ||
+            tsr_fmt(path, sizeof path, "%s/%s", dir, de->d_name) != 0 ||
+            lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 32;
+            struct s_entry *ne = realloc(e, cap * sizeof *e);
+            if (!ne)
+                break;
+            e = ne;
+        }
+        struct s_entry *x = &e[n++];
+        memcpy(x->hash, de->d_name, TSR_HASH_HEX); /* 64 hex digits and the NUL */
+        x->used = st.st_mtim;
+        x->bytes = (uint64_t)st.st_blocks * 512;
+        if (tsr_cache_scene_dir(c, x->hash, path, sizeof path) == 0 && s_is_dir(path))
+            x->bytes += s_du(path);
+        total += x->bytes;
+    }
+    closedir(d);
+    qsort(e, n, sizeof *e, s_by_use);
+    int gone = 0;
+    for (size_t i = 0; i < n && total > max_bytes; i++) {
+        if ((in_use && in_use(ctx, e[i].hash)) || s_find(c, e[i].hash))
+            continue;
+        if (tsr_cache_scene_dir(c, e[i].hash, path, sizeof path) == 0)
+            tsr_rm_rf(path);
+        if (tsr_fmt(path, sizeof path, "%s/%s", dir, e[i].hash) == 0)
+            unlink(path);
+        total -= e[i].bytes;
+        gone++;
+        tsr_log(TSR_LOG_INFO, S_LOG, "archive %.12s evicted (least recently used)",
+                e[i].hash);
+    }
+    free(e);
+    return gone;
+}
+
 int tsr_cache_ensure(struct tsr_cache *c, struct tsr_agent *a, const char *hash,
                      uint64_t size, int *ready, char *err, size_t errlen)
 {
@@ -296,6 +393,7 @@ int tsr_cache_ensure(struct tsr_cache *c, struct tsr_agent *a, const char *hash,
         return TSR_ELIMIT;
     }
     if (s_is_dir(path)) {
+        s_touch(c, hash);
         *ready = 1;
         return 0;
     }

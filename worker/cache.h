@@ -85,6 +85,16 @@ int tsr_cache_on_data(struct tsr_cache *c, struct tsr_agent *a, const struct tsr
 int tsr_cache_on_error(struct tsr_cache *c, int64_t rid, int code, const char *message,
                        struct tsr_cache_done *done);
 
+/*
+ * Keeps the cache within max_bytes (0: no bound), least recently used
+ * first: removes archives and their extracted scenes, oldest use first,
+ * never one in_use(ctx, hash) says a task holds, nor one being downloaded.
+ * Every hit of tsr_cache_ensure counts as a use. Returns how many archives
+ * went.
+ */
+int tsr_cache_trim(struct tsr_cache *c, uint64_t max_bytes,
+                   int (*in_use)(void *ctx, const char *hash), void *ctx);
+
 /* Sends the GETs of every download again (after a WELCOME). */
 void tsr_cache_resume(struct tsr_cache *c, struct tsr_agent *a);
 

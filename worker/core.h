@@ -126,6 +126,9 @@ void tsr_core_on_task(struct tsr_core *w, const struct tsr_msg *m);
 void tsr_core_on_cancel(struct tsr_core *w, const struct tsr_msg *m);
 void tsr_core_on_ack(struct tsr_core *w, const struct tsr_msg *m);
 
+/* Keeps the scene cache within --cache-max, sparing archives in use. */
+void tsr_core_trim_cache(struct tsr_core *w);
+
 /* A download ended: starts or fails every task that waited for it. */
 void tsr_core_archive_done(struct tsr_core *w, const struct tsr_cache_done *d);
 

@@ -63,6 +63,7 @@ static void s_usage(FILE *out)
 {
     fprintf(out, "usage: tessera-worker [--master ENDPOINT] [--hub NAME] [--slots N] "
                  "[--cache DIR]\n"
+                 "                      [--cache-max MIB]\n"
                  "                      [--name NAME] [--heartbeat-ms N] [--liveness N]\n"
                  "                      [--blender PATH|none] [--feature NAME]...\n"
                  "                      [--log-level error|warn|info|debug]\n"
@@ -73,6 +74,8 @@ static void s_usage(FILE *out)
                  "  --slots N           tasks at once (number of online CPUs)\n"
                  "  --cache DIR         scene cache, task folders, result spool "
                  "(./tessera-cache)\n"
+                 "  --cache-max MIB     most the scene cache holds, least recently used\n"
+                 "                      archives go first; 0: no bound (20480)\n"
                  "  --name NAME         name shown to operators (host name)\n"
                  "  --heartbeat-ms N    heartbeat interval until the master says (1000)\n"
                  "  --liveness N        missed heartbeats before reconnecting (5)\n"
@@ -176,12 +179,14 @@ int main(int argc, char **argv)
                      : 1,
         .heartbeat_ms = 1000,
         .liveness = 5,
+        .cache_max = 20480ULL << 20,
     };
     static const struct option opts[] = {
         {"master", required_argument, NULL, 'm'},
         {"hub", required_argument, NULL, 'u'},
         {"slots", required_argument, NULL, 's'},
         {"cache", required_argument, NULL, 'c'},
+        {"cache-max", required_argument, NULL, 'X'},
         {"name", required_argument, NULL, 'n'},
         {"heartbeat-ms", required_argument, NULL, 'b'},
         {"liveness", required_argument, NULL, 'l'},
@@ -220,6 +225,9 @@ int main(int argc, char **argv)
                 return 2;
             }
             cfg.cache_dir = optarg;
+            break;
+        case 'X':
+            cfg.cache_max = (uint64_t)s_int("--cache-max", optarg, 0, 1 << 24) << 20;
             break;
         case 'n':
             cfg.name = s_name("--name", optarg);

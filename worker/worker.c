@@ -296,6 +296,7 @@ static int s_open(struct tsr_core *w)
         return rc;
     }
     const char *dir = tsr_cache_dir(w->cache);
+    tsr_core_trim_cache(w); /* --cache-max may be lower than last time */
     if (tsr_fmt(w->tasks_dir, sizeof w->tasks_dir, "%s/tasks", dir) != 0 ||
         tsr_fmt(path, sizeof path, "%s/spool", dir) != 0)
         return TSR_ELIMIT;

@@ -22,6 +22,7 @@ struct tsr_worker_config {
     const char *name;            /* worker name shown to operators */
     const char *cache_dir;       /* cache folder (blobs, scenes, tasks, spool) */
     int slots;                   /* tasks at once, 1..TSR_WORKER_MAX_SLOTS */
+    uint64_t cache_max;          /* bytes the scene cache may hold; 0: no bound */
     const char *blender;         /* --blender: a path, "none", or NULL: look on PATH */
     const char *const *features; /* --feature names announced to jobs' requires */
     int nfeatures;               /* entries in features */
