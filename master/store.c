@@ -483,142 +483,122 @@ static struct job *s_job_from_json(const cJSON *o)
     return j;
 }
 
-static int s_load_jobs(struct master *m, MDB_txn *txn)
+/* One record of a database at start; a record that cannot be read is
+ * logged and skipped (returns 0), only a failure to keep going is an error. */
+typedef int (*s_record_fn)(struct master *m, const MDB_val *k, const MDB_val *v);
+
+/* Calls fn for every record of dbi in key order. */
+static int s_each(struct master *m, MDB_txn *txn, MDB_dbi dbi, const char *what,
+                  s_record_fn fn)
 {
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, m->db_jobs, &cur);
+    int rc = mdb_cursor_open(txn, dbi, &cur);
     if (rc != 0)
         return s_mdb(rc, "cursor");
     MDB_val k, v;
-    int op = MDB_FIRST;
-    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+    int op = MDB_FIRST, r = 0;
+    while (r == 0 && (rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
         op = MDB_NEXT;
-        cJSON *o = cJSON_ParseWithLength(v.mv_data, v.mv_size);
-        struct job *j = o ? s_job_from_json(o) : NULL;
-        cJSON_Delete(o);
-        char err[256];
-        if (!j || job_build(j, err, sizeof err) != 0) {
-            tsr_log(TSR_LOG_ERROR, "store", "job record %llu unreadable; skipped",
-                    k.mv_size == 8 ? (unsigned long long)s_get64(k.mv_data) : 0ULL);
-            job_free(j);
-            continue;
-        }
-        if (m->njobs == m->capjobs) {
-            m->capjobs = m->capjobs ? m->capjobs * 2 : 16;
-            m->jobs = realloc(m->jobs, m->capjobs * sizeof *m->jobs);
-        }
-        m->jobs[m->njobs++] = j;
+        r = fn(m, &k, &v);
     }
     mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : s_mdb(rc, "load jobs");
+    if (r != 0)
+        return r;
+    return rc == MDB_NOTFOUND ? 0 : s_mdb(rc, what);
 }
 
-static int s_load_tasks(struct master *m, MDB_txn *txn)
+static int s_job_record(struct master *m, const MDB_val *k, const MDB_val *v)
 {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, m->db_tasks, &cur);
-    if (rc != 0)
-        return s_mdb(rc, "cursor");
-    MDB_val k, v;
-    int op = MDB_FIRST;
-    struct job *j = NULL;
-    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
-        op = MDB_NEXT;
-        if (k.mv_size != 12 || v.mv_size != sizeof(struct task))
-            continue;
-        uint64_t id = s_get64(k.mv_data);
-        uint32_t idx = s_get32((unsigned char *)k.mv_data + 8);
-        if (!j || j->id != id)
-            j = job_find(m, id);
-        if (!j || idx >= j->ntasks)
-            continue;
-        struct task t;
-        memcpy(&t, v.mv_data, sizeof t);
-        if (t.version != TASK_RECORD_VERSION)
-            continue;
-        j->tasks[idx] = t;
+    cJSON *o = cJSON_ParseWithLength(v->mv_data, v->mv_size);
+    struct job *j = o ? s_job_from_json(o) : NULL;
+    cJSON_Delete(o);
+    char err[256];
+    if (!j || job_build(j, err, sizeof err) != 0) {
+        tsr_log(TSR_LOG_ERROR, "store", "job record %llu unreadable; skipped",
+                k->mv_size == 8 ? (unsigned long long)s_get64(k->mv_data) : 0ULL);
+        job_free(j);
+        return 0;
     }
-    mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : s_mdb(rc, "load tasks");
+    if (m->njobs == m->capjobs) {
+        m->capjobs = m->capjobs ? m->capjobs * 2 : 16;
+        m->jobs = realloc(m->jobs, m->capjobs * sizeof *m->jobs);
+    }
+    m->jobs[m->njobs++] = j;
+    return 0;
 }
 
-static int s_load_frames(struct master *m, MDB_txn *txn)
+static int s_task_record(struct master *m, const MDB_val *k, const MDB_val *v)
 {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, m->db_frames, &cur);
-    if (rc != 0)
-        return s_mdb(rc, "cursor");
-    MDB_val k, v;
-    int op = MDB_FIRST;
-    struct job *j = NULL;
-    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
-        op = MDB_NEXT;
-        if (k.mv_size != 12)
-            continue;
-        uint64_t id = s_get64(k.mv_data);
-        uint32_t idx = s_get32((unsigned char *)k.mv_data + 8);
-        if (!j || j->id != id)
-            j = job_find(m, id);
-        if (!j || idx >= j->nframes)
-            continue;
-        cJSON *o = cJSON_ParseWithLength(v.mv_data, v.mv_size);
-        if (!o)
-            continue;
-        struct frame *f = &j->frame_info[idx];
-        f->state = (uint8_t)s_jnum(o, "state");
-        snprintf(f->hash, sizeof f->hash, "%s", s_jstr(o, "hash"));
-        f->size = (uint64_t)s_jnum(o, "size");
-        snprintf(f->worker, sizeof f->worker, "%s", s_jstr(o, "worker"));
-        snprintf(f->hub, sizeof f->hub, "%s", s_jstr(o, "hub"));
-        f->render_ms = (uint32_t)s_jnum(o, "render_ms");
-        int nc = (int)s_jnum(o, "nchannels");
-        f->stats.nchannels = nc < 0 ? 0 : nc > 4 ? 4 : nc;
-        s_jdoubles(o, "min", f->stats.min, f->stats.nchannels);
-        s_jdoubles(o, "max", f->stats.max, f->stats.nchannels);
-        s_jdoubles(o, "mean", f->stats.mean, f->stats.nchannels);
-        cJSON_Delete(o);
-    }
-    mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : s_mdb(rc, "load frames");
+    if (k->mv_size != 12 || v->mv_size != sizeof(struct task))
+        return 0;
+    uint64_t id = s_get64(k->mv_data);
+    uint32_t idx = s_get32((unsigned char *)k->mv_data + 8);
+    struct job *j = job_find(m, id);
+    if (!j || idx >= j->ntasks)
+        return 0;
+    struct task t;
+    memcpy(&t, v->mv_data, sizeof t);
+    if (t.version != TASK_RECORD_VERSION)
+        return 0;
+    j->tasks[idx] = t;
+    return 0;
 }
 
-static int s_load_workers(struct master *m, MDB_txn *txn)
+static int s_frame_record(struct master *m, const MDB_val *k, const MDB_val *v)
 {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, m->db_workers, &cur);
-    if (rc != 0)
-        return s_mdb(rc, "cursor");
-    MDB_val k, v;
-    int op = MDB_FIRST;
-    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
-        op = MDB_NEXT;
-        if (k.mv_size == 0 || k.mv_size > MASTER_NAME_MAX)
-            continue;
-        cJSON *o = cJSON_ParseWithLength(v.mv_data, v.mv_size);
-        if (!o)
-            continue;
-        struct worker *w = calloc(1, sizeof *w);
-        memcpy(w->name, k.mv_data, k.mv_size);
-        snprintf(w->hub, sizeof w->hub, "%s", s_jstr(o, "hub"));
-        w->slots = (int)s_jnum(o, "slots");
-        w->done = (uint64_t)s_jnum(o, "done");
-        w->failed = (uint64_t)s_jnum(o, "failed");
-        w->last_seen_wall_ms = (int64_t)s_jnum(o, "last_seen_ms");
-        w->draining = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "draining"));
-        w->quarantined = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "quarantined"));
-        snprintf(w->quarantine_why, sizeof w->quarantine_why, "%s",
-                 s_jstr(o, "quarantine_why"));
-        cJSON *caps = cJSON_GetObjectItemCaseSensitive(o, "caps");
-        w->caps = caps ? cJSON_Duplicate(caps, 1) : NULL;
-        cJSON_Delete(o);
-        if (m->nworkers == m->capworkers) {
-            m->capworkers = m->capworkers ? m->capworkers * 2 : 16;
-            m->workers = realloc(m->workers, m->capworkers * sizeof *m->workers);
-        }
-        m->workers[m->nworkers++] = w;
+    if (k->mv_size != 12)
+        return 0;
+    uint64_t id = s_get64(k->mv_data);
+    uint32_t idx = s_get32((unsigned char *)k->mv_data + 8);
+    struct job *j = job_find(m, id);
+    if (!j || idx >= j->nframes)
+        return 0;
+    cJSON *o = cJSON_ParseWithLength(v->mv_data, v->mv_size);
+    if (!o)
+        return 0;
+    struct frame *f = &j->frame_info[idx];
+    f->state = (uint8_t)s_jnum(o, "state");
+    snprintf(f->hash, sizeof f->hash, "%s", s_jstr(o, "hash"));
+    f->size = (uint64_t)s_jnum(o, "size");
+    snprintf(f->worker, sizeof f->worker, "%s", s_jstr(o, "worker"));
+    snprintf(f->hub, sizeof f->hub, "%s", s_jstr(o, "hub"));
+    f->render_ms = (uint32_t)s_jnum(o, "render_ms");
+    int nc = (int)s_jnum(o, "nchannels");
+    f->stats.nchannels = nc < 0 ? 0 : nc > 4 ? 4 : nc;
+    s_jdoubles(o, "min", f->stats.min, f->stats.nchannels);
+    s_jdoubles(o, "max", f->stats.max, f->stats.nchannels);
+    s_jdoubles(o, "mean", f->stats.mean, f->stats.nchannels);
+    cJSON_Delete(o);
+    return 0;
+}
+
+static int s_worker_record(struct master *m, const MDB_val *k, const MDB_val *v)
+{
+    if (k->mv_size == 0 || k->mv_size > MASTER_NAME_MAX)
+        return 0;
+    cJSON *o = cJSON_ParseWithLength(v->mv_data, v->mv_size);
+    if (!o)
+        return 0;
+    struct worker *w = calloc(1, sizeof *w);
+    memcpy(w->name, k->mv_data, k->mv_size);
+    snprintf(w->hub, sizeof w->hub, "%s", s_jstr(o, "hub"));
+    w->slots = (int)s_jnum(o, "slots");
+    w->done = (uint64_t)s_jnum(o, "done");
+    w->failed = (uint64_t)s_jnum(o, "failed");
+    w->last_seen_wall_ms = (int64_t)s_jnum(o, "last_seen_ms");
+    w->draining = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "draining"));
+    w->quarantined = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "quarantined"));
+    snprintf(w->quarantine_why, sizeof w->quarantine_why, "%s",
+             s_jstr(o, "quarantine_why"));
+    cJSON *caps = cJSON_GetObjectItemCaseSensitive(o, "caps");
+    w->caps = caps ? cJSON_Duplicate(caps, 1) : NULL;
+    cJSON_Delete(o);
+    if (m->nworkers == m->capworkers) {
+        m->capworkers = m->capworkers ? m->capworkers * 2 : 16;
+        m->workers = realloc(m->workers, m->capworkers * sizeof *m->workers);
     }
-    mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : s_mdb(rc, "load workers");
+    m->workers[m->nworkers++] = w;
+    return 0;
 }
 
 int store_load(struct master *m)
@@ -640,13 +620,13 @@ int store_load(struct master *m)
             cJSON_Delete(o);
         }
     }
-    int r = s_load_jobs(m, txn);
+    int r = s_each(m, txn, m->db_jobs, "load jobs", s_job_record);
     if (r == 0)
-        r = s_load_tasks(m, txn);
+        r = s_each(m, txn, m->db_tasks, "load tasks", s_task_record);
     if (r == 0)
-        r = s_load_frames(m, txn);
+        r = s_each(m, txn, m->db_frames, "load frames", s_frame_record);
     if (r == 0)
-        r = s_load_workers(m, txn);
+        r = s_each(m, txn, m->db_workers, "load workers", s_worker_record);
     mdb_txn_abort(txn);
     if (r != 0)
         return r;
