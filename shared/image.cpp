@@ -134,10 +134,26 @@ extern "C" void tsr_image_limits_default(struct tsr_image_limits *lim)
     lim->max_channels = 16;
 }
 
+// True when the file at path starts with OpenEXR's magic number.
+static bool s_is_exr(const char *path)
+{
+    unsigned char magic[4];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, magic, sizeof magic);
+    close(fd);
+    return n == 4 && magic[0] == 0x76 && magic[1] == 0x2f && magic[2] == 0x31 &&
+           magic[3] == 0x01;
+}
+
 // Opens path and checks its header against lim. On success o->in is open
 // and o->info, o->nfloats describe it; nothing of the pixels is read yet.
+// With exr_only, only OpenEXR's reader is given the file: images that come
+// from workers and renderers are OpenEXR, and the decoders of every other
+// format OpenImageIO knows stay out of reach of their bytes.
 static int s_open(const char *path, const struct tsr_image_limits *lim, struct opened *o,
-                  char *err, size_t errlen)
+                  char *err, size_t errlen, bool exr_only = false)
 {
     if (!path) {
         s_err(err, errlen, "no image path");
@@ -156,7 +172,22 @@ static int s_open(const char *path, const struct tsr_image_limits *lim, struct o
         s_errf(err, errlen, "'%s': cannot read: %s", path, strerror(errno));
         return TSR_EIO;
     }
-    o->in = ImageInput::open(path);
+    if (exr_only) {
+        if (!s_is_exr(path)) {
+            s_errf(err, errlen, "'%s': not an OpenEXR image", path);
+            return TSR_EIMAGE;
+        }
+        o->in = ImageInput::create("openexr");
+        ImageSpec spec;
+        if (o->in && !o->in->open(path, spec)) {
+            s_errf(err, errlen, "'%s': not a decodable image: %s", path,
+                   s_oneline(o->in->geterror()).c_str());
+            o->in.reset();
+            return TSR_EIMAGE;
+        }
+    } else {
+        o->in = ImageInput::open(path);
+    }
     if (!o->in) {
         s_errf(err, errlen, "'%s': not a decodable image: %s", path,
                s_oneline(OIIO::geterror()).c_str());
@@ -229,10 +260,11 @@ static int s_decode(const char *path, struct opened *o, float *dst, stride_t yst
 
 // Reads a whole image into a malloc'd buffer; the caller frees *pixels.
 static int s_read(const char *path, const struct tsr_image_limits *lim,
-                  struct tsr_image_info *info, float **pixels, char *err, size_t errlen)
+                  struct tsr_image_info *info, float **pixels, char *err, size_t errlen,
+                  bool exr_only = false)
 {
     struct opened o;
-    int rc = s_open(path, lim, &o, err, errlen);
+    int rc = s_open(path, lim, &o, err, errlen, exr_only);
     if (rc != 0)
         return rc;
     // Owned here until handed over, also when the decoder throws.
@@ -274,6 +306,11 @@ extern "C" int tsr_image_write_exr(const char *path, const struct tsr_image_info
         spec.full_width = info->full_width;
         spec.full_height = info->full_height;
         spec.attribute("compression", "zip");
+        // OpenImageIO stamps the write time into the header (capDate) unless
+        // told a date: with none, the same pixels always give the same bytes,
+        // so the same frame has the same sha256 however and whenever it was
+        // rendered, and identical pieces are stored once.
+        spec.attribute("DateTime", "");
         std::string tmp = s_tmpname(path, ".exr");
         auto out = ImageOutput::create("openexr");
         if (!out) {
@@ -392,7 +429,7 @@ static int s_verify(const char *path, const struct tsr_image_limits *lim,
 {
     struct tsr_image_info info;
     float *px = NULL;
-    int rc = s_read(path, lim, &info, &px, err, errlen);
+    int rc = s_read(path, lim, &info, &px, err, errlen, true);
     if (rc != 0)
         return rc;
     struct tsr_image_stats st;
@@ -522,7 +559,7 @@ static int s_assemble(const char *const *paths, size_t n,
     std::vector<piece> pcs(n);
     for (size_t i = 0; i < n; i++) {
         struct opened o;
-        int rc = s_open(paths[i], lim, &o, err, errlen);
+        int rc = s_open(paths[i], lim, &o, err, errlen, true);
         if (rc != 0)
             return rc;
         o.in->close();
@@ -578,7 +615,7 @@ static int s_assemble(const char *const *paths, size_t n,
     const stride_t ystride = (stride_t)fw * nc * (stride_t)sizeof(float);
     for (const piece &p : pcs) {
         struct opened o;
-        rc = s_open(p.path, lim, &o, err, errlen);
+        rc = s_open(p.path, lim, &o, err, errlen, true);
         if (rc != 0)
             return rc;
         const tsr_image_info &a = p.info, &b = o.info;
@@ -844,7 +881,7 @@ static int s_contact_sheet(const char *const *images, const char *const *labels,
     std::vector<int> tws(n), ths(n);
     for (size_t i = 0; i < n; i++) {
         struct opened o;
-        int rc = s_open(images[i], lim, &o, err, errlen);
+        int rc = s_open(images[i], lim, &o, err, errlen, true);
         if (rc != 0)
             return rc;
         o.in->close();

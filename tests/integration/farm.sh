@@ -53,8 +53,11 @@ for f in 1 2 3 4 5; do
         --output "$T/whole_$f.exr" >/dev/null
     "$TSR_BIN/tsr-imgcmp" "$T/out/$file" "$T/whole_$f.exr" >"$T/cmp.txt" ||
         fail "frame $f assembled from 3x2 tiles differs from the whole render: $(cat "$T/cmp.txt")"
+    # Same pixels, same writer, no timestamp: the very same file.
+    [ "$(sha256sum <"$T/out/$file")" = "$(sha256sum <"$T/whole_$f.exr")" ] ||
+        fail "frame $f: same pixels but another sha256 than the whole render"
 done
-pass "every assembled frame equals the whole-frame render bit for bit"
+pass "every assembled frame equals the whole-frame render bit for bit, file and hash"
 
 # The same archive again: already on the master, not uploaded twice.
 out2=$(tsr submit "$TSR_SRC/tests/data/small" --frames 1 --name again --json --wait)
