@@ -164,8 +164,11 @@ static cJSON *s_job_by_id(int64_t id, int count_status)
     switch (id) {
     case 7:
         return s_job(7, "orbit", "done", 3, 3, NULL);
-    case 8:
-        return s_job(8, "partial", "running", 3, 1, NULL);
+    case 8: {
+        cJSON *j = s_job(8, "partial", "running", 3, 1, NULL);
+        cJSON_AddStringToObject(j, "waiting", "no live worker has the feature 'blender:oidn'");
+        return j;
+    }
     case 9:
         return s_job(9, "corrupt", "done", 1, 1, NULL);
     case 10: {
@@ -973,6 +976,8 @@ static void test_status_jobs_workers(void **state)
     assert_non_null(strstr(out, "job 8  partial\n"));
     assert_non_null(strstr(out, "1/3 done"));
     assert_non_null(strstr(out, "qingyang: 4 done, 2 running"));
+    assert_non_null(
+        strstr(out, "\nwaiting    no live worker has the feature 'blender:oidn'\n"));
     free(out);
     free(err);
 

@@ -166,6 +166,9 @@ static void s_print_job(const cJSON *job)
     tsr_fmt_clean(a, sizeof a, tsr_json_str(job, "name", "-"));
     printf("job %.0f  %s\n", tsr_json_num(job, "id", 0), a);
     s_kv("state", tsr_json_str(job, "state", "-"));
+    const char *waiting = tsr_json_str(job, "waiting", "");
+    if (*waiting)
+        s_kv("waiting", waiting); /* why no worker takes its queued tasks */
     const char *error = tsr_json_str(job, "error", "");
     if (*error)
         s_kv("error", error);
