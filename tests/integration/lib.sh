@@ -38,6 +38,9 @@ tsr() { "$TSR_BIN/tessera" --timeout 10 "$@"; }
 
 # master_start [extra flags...]
 master_start() {
+    # A master killed with -9 leaves its socket file: remove it, so that the
+    # wait below sees the new master, not the old file.
+    rm -f "$T/clients.sock"
     "$TSR_BIN/tessera-master" --data "$T/master" --clients "$CLIENT_EP" \
         --workers "$WORKER_EP" --heartbeat-ms 200 --liveness 5 "$@" \
         >>"$T/master.log" 2>&1 &

@@ -35,3 +35,23 @@ for f in 3 12; do
         fail "frame $f differs from a whole render"
 done
 pass "job finished after the restart; 12 frames verify and match whole renders"
+
+# kill -9 in the middle of an upload: the client is told, the partial
+# upload leaves nothing behind once the master is back, and the same
+# submission then goes through.
+mkdir -p "$T/big"
+cp "$TSR_SRC/tests/data/small/scene.json" "$T/big/"
+head -c 60000000 /dev/urandom >"$T/big/texture.bin"
+(tsr submit "$T/big" --frames 1 --name big >"$T/big.out" 2>&1; echo $? >"$T/big.rc") &
+sub=$!
+uploading() { ls "$T/master/blobs/tmp/"*.part >/dev/null 2>&1; }
+wait_for 30 "an upload in progress" uploading
+kill -9 "$MASTER_PID"
+wait "$MASTER_PID" 2>/dev/null || true
+wait "$sub" || true
+[ "$(cat "$T/big.rc")" != 0 ] || fail "submit claimed success though the master died"
+master_start
+[ -z "$(ls "$T/master/blobs/tmp/")" ] || fail "staging files left after restart: $(ls "$T/master/blobs/tmp/")"
+job=$(jqr "$(tsr submit "$T/big" --frames 1 --name big --json --wait)" .id)
+[ "$(tsr status "$job" --json | jq -r .state)" = done ] || fail "resubmitted job not done"
+pass "a master killed mid-upload: the client is told, nothing is left half-stored, a resubmit works"
