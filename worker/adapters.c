@@ -290,7 +290,10 @@ static int s_builtin(const struct tsr_task_spec *spec, const struct tsr_adapter_
     }
     snprintf(region, sizeof region, "%d,%d,%d,%d", spec->region.x0, spec->region.y0,
              spec->region.x1, spec->region.y1);
-    int rc = s_vec(argvp, 12);
+    /* On a GPU slot it renders on that GPU (--device cuda; exit 3 where
+     * this tessera-render has no CUDA, which the worker reports as
+     * missing_feature). */
+    int rc = s_vec(argvp, ctx->gpu >= 0 ? 14 : 12);
     char **a = *argvp;
     if (rc == 0)
         rc = s_set(&a[0], "%s", render, 0);
@@ -317,6 +320,10 @@ static int s_builtin(const struct tsr_task_spec *spec, const struct tsr_adapter_
     if (rc == 0)
         rc = s_set(&a[11], "%" PRId64, NULL,
                    (int64_t)(ctx->threads > 0 ? ctx->threads : 1));
+    if (rc == 0 && ctx->gpu >= 0)
+        rc = s_set(&a[12], "%s", "--device", 0);
+    if (rc == 0 && ctx->gpu >= 0)
+        rc = s_set(&a[13], "%s", "cuda", 0);
     if (rc != 0)
         snprintf(err, errlen, "out of memory building the command line");
     return rc;

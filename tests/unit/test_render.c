@@ -223,6 +223,62 @@ static void test_thread_count_does_not_matter(void **state)
     free(many);
 }
 
+/* The CUDA path's tolerance against the CPU path (doc/scene-format.md). */
+#define CUDA_MAX_ABS 0.05
+#define CUDA_MEAN_ABS 1e-5
+
+/* --device cuda: where this build has CUDA and a GPU is visible, the GPU's
+ * frame agrees with the CPU's within the tolerance, and a region rendered
+ * on the GPU is bit for bit the same pixels of its whole frame. Elsewhere
+ * it says why in one line with exit status 3, and the comparison is
+ * skipped. */
+static void test_cuda_agrees_with_cpu(void **state)
+{
+    (void)state;
+    char path[300];
+    snprintf(path, sizeof path, "%s/cuda.exr", s_dir);
+    int rc =
+        s_run(s_scene_path, "--frame", "2", "--output", path, "--device", "cuda", NULL);
+    if (rc == 3) {
+        assert_int_equal(strncmp(s_errout, "tessera-render: --device cuda: ", 31), 0);
+        assert_ptr_equal(strchr(s_errout, '\n'), s_errout + strlen(s_errout) - 1);
+        print_message("no CUDA comparison here: %s", s_errout);
+        skip();
+    }
+    if (rc != 0)
+        fail_msg("--device cuda exited %d: %s", rc, s_errout);
+    assert_non_null(strstr(s_out, "device: cuda ("));
+    assert_non_null(strstr(s_out, "progress: 100\n"));
+    struct tsr_image_info info;
+    float *gpu = s_read(path, &info);
+    float *cpu = s_render_whole("cpu_for_cuda.exr", "2", "2");
+    double worst = 0, sum = 0;
+    size_t n = (size_t)W * H * 4;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)gpu[i] - (double)cpu[i]);
+        assert_true(isfinite(d));
+        worst = d > worst ? d : worst;
+        sum += d;
+    }
+    print_message("CUDA against CPU: max |diff| %g, mean |diff| %g, %s\n", worst,
+                  sum / (double)n,
+                  memcmp(gpu, cpu, n * sizeof *gpu) == 0 ? "identical" : "not identical");
+    assert_true(worst <= CUDA_MAX_ABS);
+    assert_true(sum / (double)n <= CUDA_MEAN_ABS);
+
+    snprintf(path, sizeof path, "%s/cuda_region.exr", s_dir);
+    if (s_run(s_scene_path, "--frame", "2", "--region", "20,17,45,41", "--output", path,
+              "--device", "cuda", NULL))
+        fail_msg("--device cuda with a region failed: %s", s_errout);
+    float *piece = s_read(path, &info);
+    for (int y = 17; y < 41; y++)
+        assert_memory_equal(piece + (size_t)(y - 17) * 25 * 4,
+                            gpu + ((size_t)y * W + 20) * 4, 25 * 4 * sizeof(float));
+    free(piece);
+    free(gpu);
+    free(cpu);
+}
+
 static void test_progress_lines(void **state)
 {
     (void)state;
@@ -328,6 +384,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_regions_equal_whole_frame),
         cmocka_unit_test(test_thread_count_does_not_matter),
+        cmocka_unit_test(test_cuda_agrees_with_cpu),
         cmocka_unit_test(test_progress_lines),
         cmocka_unit_test(test_frame_ranges_and_names),
         cmocka_unit_test(test_errors),

@@ -1234,6 +1234,57 @@ static void test_requires(void **state)
     assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGINT)), 0);
 }
 
+/* A builtin task on a GPU slot runs tessera-render --device cuda. Where
+ * there is no GPU to render on (or tessera-render has no CUDA) it exits 3,
+ * which the worker reports as missing_feature; on a real GPU it renders. */
+static void test_builtin_gpu(void **state)
+{
+    struct fm *m = *state;
+    char render[512];
+    snprintf(render, sizeof render, "%s", g_worker);
+    char *slash = strrchr(render, '/');
+    assert_non_null(slash);
+    snprintf(slash + 1, sizeof render - (size_t)(slash + 1 - render), "tessera-render");
+    if (!g_orbit || access(render, X_OK) != 0) {
+        fprintf(stderr, "tessera-render or the example scene is not there; skipped\n");
+        skip();
+    }
+    s_fake_gpus(m);
+    s_start_worker(m, 1);
+    cJSON_Delete(s_handshake(m, 1));
+    int64_t credit, gpu_credit;
+    s_expect_ready2(m, &credit, &gpu_credit);
+    assert_int_equal(gpu_credit, 2);
+    cJSON *h = s_obj();
+    cJSON_AddNumberToObject(h, "attempt", 951);
+    cJSON_AddNumberToObject(h, "job", 9);
+    cJSON_AddNumberToObject(h, "task", 0);
+    cJSON_AddStringToObject(h, "renderer", "builtin");
+    cJSON_AddStringToObject(h, "archive", g_orbit->hash);
+    cJSON_AddNumberToObject(h, "archive_size", (double)g_orbit->len);
+    cJSON_AddStringToObject(h, "scene", "scene.json");
+    cJSON_AddNumberToObject(h, "frame_start", 3);
+    cJSON_AddNumberToObject(h, "frame_end", 3);
+    int region[4] = {160, 90, 192, 108};
+    cJSON_AddItemToObject(h, "region", cJSON_CreateIntArray(region, 4));
+    cJSON_AddNumberToObject(h, "width", 320);
+    cJSON_AddNumberToObject(h, "height", 180);
+    cJSON_AddStringToObject(h, "outputs", "image");
+    cJSON_AddBoolToObject(h, "gpu", 1);
+    s_send(m, "TASK", h, NULL, 0);
+    cJSON *res = s_result(m, 951);
+    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "ok"))) {
+        s_assert_failed(res, "missing_feature", NULL);
+        const char *want = "tessera-render cannot render on this GPU: tessera-render: "
+                           "--device cuda: ";
+        if (strncmp(s_str(res, "error"), want, strlen(want)) != 0)
+            fail_msg("error '%s'", s_str(res, "error"));
+    }
+    cJSON_Delete(res);
+    s_ack(m, 951, 1);
+    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGINT)), 0);
+}
+
 /* GPUs come from nvidia-smi on PATH; lines it cannot mean are skipped. */
 static void test_gpus(void **state)
 {
@@ -1414,6 +1465,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_gpus, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_gpu_slots, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_requires, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_builtin_gpu, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, s_group_setup, s_group_teardown);
 }

@@ -2,7 +2,7 @@
  * main.c: tessera-render, the built-in reference renderer's command line.
  *
  *   tessera-render SCENE --frame N [--frame-end M] [--region x0,y0,x1,y1]
- *                  --output PATH [--threads N] [--samples N]
+ *                  --output PATH [--threads N] [--samples N] [--device cpu|cuda]
  *
  * It renders frames N..M of a JSON scene (doc/scene-format.md), each into
  * one float RGBA OpenEXR whose data window is the region inside a display
@@ -14,9 +14,14 @@
  * of all the call's frames, flushed, at least once per percent point that
  * passes, 100 only after the last file is in place) and one "output: PATH"
  * per file written. An error is one line on stderr, "tessera-render: ...",
- * and exit status 1; a usage error exits with 2.
+ * and exit status 1; a usage error exits with 2; a device that is not there
+ * (--device cuda without a GPU, or a build without CUDA) exits with 3.
+ *
+ * --device cuda renders each frame on the GPU (trace_cuda.h) with the same
+ * per-pixel code; the camera, lights and BVH are still prepared here.
  */
 #include "trace.h"
+#include "trace_cuda.h" /* declarations only; called where TSR_HAVE_CUDA */
 
 #include "tessera/error.h"
 #include "tessera/image.h"
@@ -40,10 +45,12 @@
 #define S_PIECE 64 /* pixels of a row that a thread takes at a time */
 #define S_EXIT_FAIL 1
 #define S_EXIT_USAGE 2
+#define S_EXIT_DEVICE 3 /* the device asked for is not there */
 
 static const char s_usage[] =
     "usage: tessera-render SCENE --frame N [--frame-end M] [--region x0,y0,x1,y1]\n"
     "                      --output PATH [--threads N] [--samples N]\n"
+    "                      [--device cpu|cuda]\n"
     "\n"
     "Renders frames N..M (inclusive; M defaults to N) of the JSON scene SCENE\n"
     "into float RGBA OpenEXR files.\n"
@@ -60,12 +67,16 @@ static const char s_usage[] =
     "                         extension\n"
     "  -t, --threads N        rendering threads (default: the number of CPUs)\n"
     "  -s, --samples N        samples per pixel, overriding the scene's\n"
+    "  -d, --device cpu|cuda  where to render (default cpu); cuda uses the first\n"
+    "                         GPU that CUDA_VISIBLE_DEVICES leaves visible and\n"
+    "                         gives the CPU's pixels (doc/scene-format.md)\n"
     "  -h, --help             print this help\n"
     "\n"
     "A pixel's value depends only on the scene, the frame and its position:\n"
     "regions, tiles and thread counts never change it.\n"
     "stdout: 'progress: NN' lines and one 'output: PATH' line per file.\n"
-    "Exit status: 0 done, 1 failed (one line on stderr), 2 usage error.\n";
+    "Exit status: 0 done, 1 failed (one line on stderr), 2 usage error,\n"
+    "3 the device is not there (no GPU, or built without CUDA).\n";
 
 /* What the command line asked for. */
 struct s_opts {
@@ -79,6 +90,7 @@ struct s_opts {
     const char *output;       /* output path pattern */
     int threads;              /* rendering threads */
     int samples;              /* samples per pixel; 0: the scene's */
+    int cuda;                 /* --device cuda */
 };
 
 /* Progress over the whole call, shared by the rendering threads. */
@@ -242,6 +254,7 @@ static int s_parse_args(int argc, char **argv, struct s_opts *o)
                                           {"output", required_argument, NULL, 'o'},
                                           {"threads", required_argument, NULL, 't'},
                                           {"samples", required_argument, NULL, 's'},
+                                          {"device", required_argument, NULL, 'd'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -249,7 +262,7 @@ static int s_parse_args(int argc, char **argv, struct s_opts *o)
     const long fmax = (long)TSR_SCENE_MAX_COORD;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, ":f:e:r:o:t:s:h", longs, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":f:e:r:o:t:s:d:h", longs, NULL)) != -1) {
         int bad = 0;
         switch (ch) {
         case 'f':
@@ -273,6 +286,10 @@ static int s_parse_args(int argc, char **argv, struct s_opts *o)
             break;
         case 's':
             bad = s_int(optarg, 1, TSR_SCENE_MAX_SAMPLES, &o->samples);
+            break;
+        case 'd':
+            o->cuda = strcmp(optarg, "cuda") == 0;
+            bad = !o->cuda && strcmp(optarg, "cpu") != 0;
             break;
         case 'h':
             fputs(s_usage, stdout);
@@ -312,9 +329,80 @@ static int s_parse_args(int argc, char **argv, struct s_opts *o)
     return 0;
 }
 
-/* Renders and writes one frame. Returns 0 or S_EXIT_FAIL (reported). */
+/* Opens the GPU for --device cuda. Returns 0, S_EXIT_DEVICE (none here,
+ * or a build without CUDA) or S_EXIT_FAIL, reported. */
+static int s_open_gpu(struct tsr_cuda **cuda)
+{
+#ifdef TSR_HAVE_CUDA
+    char name[256], err[512];
+    int rc = tsr_cuda_open(cuda, name, sizeof name, err, sizeof err);
+    if (rc) {
+        s_error("--device cuda: %s", err);
+        return rc == TSR_ENOTFOUND ? S_EXIT_DEVICE : S_EXIT_FAIL;
+    }
+    printf("device: cuda (%s)\n", name);
+    return 0;
+#else
+    *cuda = NULL;
+    s_error("--device cuda: this tessera-render was built without CUDA (CMake found "
+            "no nvcc)");
+    return S_EXIT_DEVICE;
+#endif
+}
+
+static void s_close_gpu(struct tsr_cuda **cuda)
+{
+#ifdef TSR_HAVE_CUDA
+    tsr_cuda_close(cuda);
+#else
+    *cuda = NULL;
+#endif
+}
+
+#ifdef TSR_HAVE_CUDA
+/* Progress of a frame on the GPU: the pixels done before it, and the shared
+ * counter to move. */
+struct s_gpu_progress {
+    struct s_progress *p; /* the call's progress */
+    long long base;       /* its pixels done before this frame */
+};
+
+static void s_on_gpu_band(void *ctx, long long pixels)
+{
+    struct s_gpu_progress *g = ctx;
+    struct s_progress *p = g->p;
+    pthread_mutex_lock(&p->lock);
+    p->done = g->base + pixels;
+    long long pct = p->done * 100 / p->total;
+    s_report(p, pct > 99 ? 99 : (int)pct); /* 100 waits for the last file */
+    pthread_mutex_unlock(&p->lock);
+}
+#endif
+
+/* Renders one frame's region on the GPU. Returns 0 or S_EXIT_FAIL. */
+static int s_render_gpu(struct tsr_cuda *cuda, const struct tsr_trace *trace,
+                        const struct s_opts *o, int samples, float *pixels,
+                        struct s_progress *progress)
+{
+#ifdef TSR_HAVE_CUDA
+    char err[512];
+    struct s_gpu_progress gp = {progress, progress->done};
+    if (tsr_cuda_render(cuda, tsr_trace_frame(trace), &o->region, samples, pixels,
+                        s_on_gpu_band, &gp, err, sizeof err) != 0) {
+        s_error("%s", err);
+        return S_EXIT_FAIL;
+    }
+    return 0;
+#else
+    (void)cuda, (void)trace, (void)o, (void)samples, (void)pixels, (void)progress;
+    return S_EXIT_FAIL; /* never called: s_open_gpu refused */
+#endif
+}
+
+/* Renders and writes one frame, on the GPU when cuda is not NULL. Returns 0
+ * or S_EXIT_FAIL (reported). */
 static int s_frame(const struct tsr_scene *scene, const struct s_opts *o, int frame,
-                   float *pixels, struct s_progress *progress)
+                   float *pixels, struct s_progress *progress, struct tsr_cuda *cuda)
 {
     char err[1024];
     struct tsr_trace *trace = NULL;
@@ -323,17 +411,25 @@ static int s_frame(const struct tsr_scene *scene, const struct s_opts *o, int fr
         s_error("%s: %s", o->scene, rc == TSR_ENOMEM ? "out of memory" : err);
         return S_EXIT_FAIL;
     }
-    struct s_job job = {.trace = trace,
-                        .region = o->region,
-                        .pixels = pixels,
-                        .samples = o->samples ? o->samples : scene->samples,
-                        .progress = progress};
-    int w = o->region.x1 - o->region.x0, h = o->region.y1 - o->region.y0;
-    job.nseg = (w + S_PIECE - 1) / S_PIECE;
-    job.nitems = job.nseg * h; /* <= 16384 * 256: fits an int */
-    atomic_init(&job.next, 0);
-    s_render(&job, o->threads < job.nitems ? o->threads : job.nitems);
-    tsr_trace_destroy(&trace);
+    int samples = o->samples ? o->samples : scene->samples;
+    if (cuda) {
+        rc = s_render_gpu(cuda, trace, o, samples, pixels, progress);
+        tsr_trace_destroy(&trace);
+        if (rc)
+            return rc;
+    } else {
+        struct s_job job = {.trace = trace,
+                            .region = o->region,
+                            .pixels = pixels,
+                            .samples = samples,
+                            .progress = progress};
+        int w = o->region.x1 - o->region.x0, h = o->region.y1 - o->region.y0;
+        job.nseg = (w + S_PIECE - 1) / S_PIECE;
+        job.nitems = job.nseg * h; /* <= 16384 * 256: fits an int */
+        atomic_init(&job.next, 0);
+        s_render(&job, o->threads < job.nitems ? o->threads : job.nitems);
+        tsr_trace_destroy(&trace);
+    }
 
     char path[4096];
     if (s_output_path(o->output, frame, o->frame_end > o->frame, path, sizeof path) !=
@@ -368,11 +464,15 @@ int main(int argc, char **argv)
     if (rc)
         return rc;
 
+    struct tsr_cuda *cuda = NULL;
+    if (o.cuda && (rc = s_open_gpu(&cuda)) != 0)
+        return rc;
     char err[1024];
     struct tsr_scene *scene = NULL;
     rc = tsr_scene_load(o.scene, &scene, err, sizeof err);
     if (rc) {
         s_error("%s", rc == TSR_ENOMEM ? "out of memory" : err);
+        s_close_gpu(&cuda);
         return S_EXIT_FAIL;
     }
     int w, h;
@@ -384,6 +484,7 @@ int main(int argc, char **argv)
         s_error("region %d,%d,%d,%d is empty or outside the %dx%d frame", o.region.x0,
                 o.region.y0, o.region.x1, o.region.y1, w, h);
         tsr_scene_destroy(&scene);
+        s_close_gpu(&cuda);
         return S_EXIT_USAGE;
     }
     long rw = o.region.x1 - o.region.x0, rh = o.region.y1 - o.region.y0;
@@ -391,6 +492,7 @@ int main(int argc, char **argv)
     if (!pixels) {
         s_error("out of memory for a %ldx%ld region", rw, rh);
         tsr_scene_destroy(&scene);
+        s_close_gpu(&cuda);
         return S_EXIT_FAIL;
     }
 
@@ -401,11 +503,12 @@ int main(int argc, char **argv)
     s_report(&progress, 0);
     rc = 0;
     for (int f = o.frame; f <= o.frame_end && !rc; f++)
-        rc = s_frame(scene, &o, f, pixels, &progress);
+        rc = s_frame(scene, &o, f, pixels, &progress, cuda);
     if (!rc)
         s_report(&progress, 100);
     pthread_mutex_destroy(&progress.lock);
     free(pixels);
     tsr_scene_destroy(&scene);
+    s_close_gpu(&cuda);
     return rc;
 }

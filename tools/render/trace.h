@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 
+#include "kernel.h"
 #include "tessera/scene_model.h"
 
 struct tsr_trace; /* opaque: one frame ready to render */
@@ -33,5 +34,9 @@ void tsr_trace_destroy(struct tsr_trace **trace);
  * Safe to call from many threads at once. */
 void tsr_trace_pixel(const struct tsr_trace *trace, int x, int y, int samples,
                      float rgba[4]);
+
+/* The frame as the per-pixel code sees it (kernel.h), for the CUDA path to
+ * copy; it belongs to trace and lives as long as it does. */
+const struct tsr_kframe *tsr_trace_frame(const struct tsr_trace *trace);
 
 #endif
