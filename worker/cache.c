@@ -365,7 +365,8 @@ int tsr_cache_trim(struct tsr_cache *c, uint64_t max_bytes,
         total += x->bytes;
     }
     closedir(d);
-    qsort(e, n, sizeof *e, s_by_use);
+    if (n > 0) /* qsort of NULL, even of nothing, is undefined */
+        qsort(e, n, sizeof *e, s_by_use);
     int gone = 0;
     for (size_t i = 0; i < n && total > max_bytes; i++) {
         if ((in_use && in_use(ctx, e[i].hash)) || s_find(c, e[i].hash))
