@@ -84,6 +84,7 @@ struct fm {
     pid_t pid;                   /* the worker process; 0 when none */
     const char *path_prefix;     /* put in front of the worker's PATH */
     const char *feature;         /* a --feature for the worker, or NULL */
+    const char *blender;         /* the worker's --blender; NULL: none */
     char dir[256];               /* temporary folder: cache, notes */
     char cache[320];             /* the worker's --cache */
 };
@@ -390,8 +391,9 @@ static void s_start_worker(struct fm *m, int slots)
          * found on PATH would cost each start its probe. */
         execl(g_worker, g_worker, "--master", m->endpoint, "--hub", "testhub", "--name",
               "w1", "--slots", slots_s, "--cache", m->cache, "--heartbeat-ms", hb,
-              "--liveness", lv, "--log-level", "debug", "--blender", "none",
-              m->feature ? "--feature" : (char *)NULL, m->feature, (char *)NULL);
+              "--liveness", lv, "--log-level", "debug", "--blender",
+              m->blender ? m->blender : "none", m->feature ? "--feature" : (char *)NULL,
+              m->feature, (char *)NULL);
         _exit(127);
     }
     m->pid = pid;
@@ -431,7 +433,7 @@ static cJSON *s_handshake(struct fm *m, int slots)
     assert_true(s_int(msg.hdr, "memory_mb") > 0);
     assert_true(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(msg.hdr, "gpus")));
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(msg.hdr, "renderers");
-    assert_int_equal(cJSON_GetArraySize(r), 2);
+    assert_int_equal(cJSON_GetArraySize(r), m->blender ? 3 : 2);
     assert_string_equal(cJSON_GetArrayItem(r, 0)->valuestring, "builtin");
     assert_string_equal(cJSON_GetArrayItem(r, 1)->valuestring, "command");
     assert_true(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(msg.hdr, "running")));
@@ -439,7 +441,7 @@ static cJSON *s_handshake(struct fm *m, int slots)
     assert_int_equal(
         s_int(msg.hdr, "gpu_slots"),
         cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(msg.hdr, "gpus")));
-    assert_null(cJSON_GetObjectItemCaseSensitive(msg.hdr, "blender"));
+    assert_true(!m->blender == !cJSON_GetObjectItemCaseSensitive(msg.hdr, "blender"));
     cJSON *hello = msg.hdr;
     msg.hdr = NULL;
     tsr_msg_clear(&msg);
@@ -1285,6 +1287,96 @@ static void test_builtin_gpu(void **state)
     assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGINT)), 0);
 }
 
+/* The Blender adapter end to end with a fake Blender: it answers the probe,
+ * then for a render checks its command line, prints Blender's status
+ * lines and writes a full 8x4 frame as a border render without crop
+ * would. The worker must announce it, send the progress it read, and cut
+ * the frame to the task's tile before checking and uploading it. */
+static void test_blender_fake(void **state)
+{
+    struct fm *m = *state;
+    float px[8 * 4 * 4];
+    for (int i = 0; i < 8 * 4 * 4; i++)
+        px[i] = (float)i / 128.0f;
+    char full[512], args[512], fake[512], err[256];
+    snprintf(full, sizeof full, "%s/full.exr", m->dir);
+    snprintf(args, sizeof args, "%s/args.txt", m->dir);
+    snprintf(fake, sizeof fake, "%s/fake-blender", m->dir);
+    struct tsr_image_info whole = {{0, 0, 8, 4}, 8, 4, 4};
+    assert_int_equal(tsr_image_write_exr(full, &whole, px, err, sizeof err), 0);
+    char script[2048];
+    snprintf(script, sizeof script,
+             "#!/bin/sh\n"
+             "case \" $* \" in\n"
+             "*\" -a \"*) ;;\n"
+             "*) echo 'TESSERA_BLENDER {\"version\": \"9.9.0\", \"oidn\": true, "
+             "\"devices\": [{\"type\": \"CPU\", \"name\": \"fake\"}]}'; exit 0 ;;\n"
+             "esac\n"
+             "for a; do last=$a; done\n"
+             "echo \"$*\" > '%s'\n"
+             "out=$(printf '%%s' \"$last\" | sed 's/.*\"out\":\"\\([^\"]*\\)\".*/\\1/')\n"
+             "echo 'Fra:1 Mem:9.45M (Peak 10.22M) | Time:00:00.03 | Scene | Sample 2/4'\n"
+             "sleep 1.2\n"
+             "echo 'Fra:1 Mem:9.45M (Peak 10.22M) | Time:00:00.05 | Scene | Sample 4/4'\n"
+             "cp '%s' \"${out%%####}0001.exr\"\n"
+             "echo \"Saved: '${out%%####}0001.exr'\"\n",
+             args, full);
+    assert_int_equal(tsr_write_file_atomic(fake, script, strlen(script)), 0);
+    assert_int_equal(chmod(fake, 0755), 0);
+    m->blender = fake;
+    s_start_worker(m, 1);
+    cJSON *hello = s_handshake(m, 1);
+    assert_true(s_has_feature(hello, "blender:9.9"));
+    assert_true(s_has_feature(hello, "blender:oidn"));
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(hello, "blender");
+    assert_string_equal(s_str(b, "version"), "9.9.0");
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(hello, "renderers");
+    assert_int_equal(cJSON_GetArraySize(r), 3);
+    assert_string_equal(cJSON_GetArrayItem(r, 2)->valuestring, "blender");
+    cJSON_Delete(hello);
+    assert_int_equal(s_expect_ready(m), 1);
+
+    struct task_opts o = {
+        .renderer = "blender", .outputs = "image", .region = {4, 2, 8, 4}};
+    s_task(m, 1201, "", &o);
+    struct tsr_msg msg;
+    s_expect(m, "PROGRESS", 1201, &msg);
+    assert_int_equal(s_int(msg.hdr, "percent"), 50);
+    tsr_msg_clear(&msg);
+    cJSON *res = s_result(m, 1201);
+    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "ok")))
+        fail_msg("blender task failed: %s\n%s", s_str(res, "error"), s_str(res, "log"));
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(res, "files");
+    assert_int_equal(cJSON_GetArraySize(files), 1);
+    struct upload *u = s_upload(m, s_str(cJSON_GetArrayItem(files, 0), "hash"));
+    assert_non_null(u);
+    char got[600];
+    snprintf(got, sizeof got, "%s/tile.exr", m->dir);
+    assert_int_equal(tsr_write_file_atomic(got, u->data, u->size), 0);
+    struct tsr_image_limits lim;
+    tsr_image_limits_default(&lim);
+    struct tsr_image_info info;
+    float *tile = NULL;
+    assert_int_equal(tsr_image_read(got, &lim, &info, &tile, err, sizeof err), 0);
+    struct tsr_region want = {4, 2, 8, 4};
+    assert_memory_equal(&info.data, &want, sizeof want);
+    assert_int_equal(info.full_width, 8);
+    for (int y = 2; y < 4; y++)
+        assert_memory_equal(tile + (size_t)(y - 2) * 4 * 4, px + ((size_t)y * 8 + 4) * 4,
+                            4 * 4 * sizeof(float));
+    free(tile);
+    cJSON_Delete(res);
+    char *argline = NULL;
+    assert_int_equal(tsr_read_file(args, 65536, &argline, NULL), 0);
+    assert_int_equal(
+        strncmp(argline, "-b --factory-startup -noaudio --disable-autoexec ", 49), 0);
+    assert_non_null(strstr(argline, "-s 1 -e 1 -a -- {"));
+    assert_null(strstr(argline, "--enable-autoexec"));
+    free(argline);
+    s_ack(m, 1201, 1);
+    assert_int_equal(WEXITSTATUS(s_stop_worker(m, SIGINT)), 0);
+}
+
 /* GPUs come from nvidia-smi on PATH; lines it cannot mean are skipped. */
 static void test_gpus(void **state)
 {
@@ -1466,6 +1558,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_gpu_slots, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_requires, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_builtin_gpu, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_blender_fake, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, s_group_setup, s_group_teardown);
 }
