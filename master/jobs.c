@@ -287,9 +287,15 @@ void job_check_done(struct master *m, struct job *j)
     if (j->n_failed == 0 && j->frames_done == j->nframes) {
         s_finish(m, j, JOB_DONE, NULL);
     } else {
+        /* Say why in the job itself: the first failed task's last error. */
+        const char *first = "";
+        for (uint32_t i = 0; i < j->ntasks && !first[0]; i++)
+            if (j->tasks[i].state == TASK_FAILED)
+                first = j->tasks[i].error;
         char why[256];
-        snprintf(why, sizeof why, "%u of %u tasks failed, %u of %u frames delivered",
-                 j->n_failed, j->ntasks, j->frames_done, j->nframes);
+        snprintf(why, sizeof why, "%u of %u tasks failed, %u of %u frames delivered%s%.160s",
+                 j->n_failed, j->ntasks, j->frames_done, j->nframes, first[0] ? "; " : "",
+                 first);
         s_finish(m, j, JOB_FAILED, why);
     }
 }
@@ -487,6 +493,23 @@ cJSON *job_to_json(const struct job *j)
     cJSON_AddNumberToObject(o, "elapsed_s", elapsed);
     cJSON_AddNumberToObject(o, "eta_s", eta);
     cJSON_AddStringToObject(o, "error", j->error);
+    /* The failed tasks (the first 20) with their last error, so a person
+     * sees why without reading the master's log. */
+    cJSON *ft = cJSON_AddArrayToObject(o, "failed_tasks");
+    for (uint32_t i = 0, n = 0; i < j->ntasks && n < 20 && j->n_failed; i++) {
+        const struct task *t = &j->tasks[i];
+        if (t->state != TASK_FAILED)
+            continue;
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "task", i);
+        cJSON_AddNumberToObject(e, "frame_start", j->frames[t->frame_first]);
+        cJSON_AddNumberToObject(e, "frame_end", j->frames[t->frame_first + t->frame_count - 1]);
+        cJSON_AddNumberToObject(e, "tile", t->tile);
+        cJSON_AddNumberToObject(e, "attempts", t->dispatches);
+        cJSON_AddStringToObject(e, "error", t->error);
+        cJSON_AddItemToArray(ft, e);
+        n++;
+    }
     cJSON *bl = cJSON_AddArrayToObject(o, "blocked_workers");
     int64_t now = tsr_now_ms();
     for (size_t i = 0; i < j->nblocks; i++)

@@ -521,26 +521,35 @@ static int s_can_run(struct master *m, const struct worker *w, struct job *j, in
            (!job_blocks(j, w->name, now) || !s_other_unblocked(m, w, j, now));
 }
 
+/* Whether a live worker other than w can run j: only then does a task
+ * that failed on w wait for someone else. */
+static int s_others_can_run(struct master *m, const struct worker *w, const struct job *j)
+{
+    for (size_t i = 0; i < m->nworkers; i++) {
+        const struct worker *o = m->workers[i];
+        if (o != w && o->live && worker_can_run(o, j))
+            return 1;
+    }
+    return 0;
+}
+
 /* The first queued task of j for w. A task that last failed on w goes
- * elsewhere when another worker is live, and to w only when none is. */
-static int s_pick_in(struct job *j, struct worker *w, int others_live, int64_t wall,
+ * elsewhere when another worker can run the job, and to w when none can. */
+static int s_pick_in(struct master *m, struct job *j, struct worker *w, int64_t wall,
                      uint32_t *iout)
 {
-    uint32_t skipped = j->ntasks;
+    int others = -1; /* s_others_can_run, asked only when it matters */
     for (uint32_t i = j->scan; i < j->ntasks; i++) {
         struct task *t = &j->tasks[i];
         if (t->state != TASK_QUEUED || t->retry_at_ms > wall)
             continue;
-        if (others_live && t->failures && strcmp(t->last_failed, w->name) == 0) {
-            if (skipped == j->ntasks)
-                skipped = i;
-            continue;
+        if (t->failures && strcmp(t->last_failed, w->name) == 0) {
+            if (others < 0)
+                others = s_others_can_run(m, w, j);
+            if (others)
+                continue; /* another worker will take it */
         }
         *iout = i;
-        return 1;
-    }
-    if (skipped < j->ntasks && !others_live) {
-        *iout = skipped;
         return 1;
     }
     return 0;
@@ -548,8 +557,7 @@ static int s_pick_in(struct job *j, struct worker *w, int others_live, int64_t w
 
 /* Picks the next task for w: of the jobs w can run, the highest priority
  * first and, among equals, the oldest. */
-static int s_pick(struct master *m, struct worker *w, int others_live, struct job **jout,
-                  uint32_t *iout)
+static int s_pick(struct master *m, struct worker *w, struct job **jout, uint32_t *iout)
 {
     int64_t now = tsr_now_ms(), wall = tsr_wall_ms();
     int below = INT32_MAX; /* try priorities below this, highest first */
@@ -565,7 +573,7 @@ static int s_pick(struct master *m, struct worker *w, int others_live, struct jo
         for (size_t i = 0; i < m->njobs; i++) {
             struct job *j = m->jobs[i];
             if (j->priority == prio && s_can_run(m, w, j, now) &&
-                s_pick_in(j, w, others_live, wall, iout)) {
+                s_pick_in(m, j, w, wall, iout)) {
                 *jout = j;
                 return 1;
             }
@@ -576,11 +584,6 @@ static int s_pick(struct master *m, struct worker *w, int others_live, struct jo
 
 void workers_dispatch(struct master *m)
 {
-    int live = 0;
-    for (size_t i = 0; i < m->nworkers; i++) {
-        const struct worker *w = m->workers[i];
-        live += w->live && !w->draining && !w->leaving && !w->quarantined;
-    }
     int progress = 1;
     while (progress) {
         progress = 0;
@@ -591,7 +594,7 @@ void workers_dispatch(struct master *m)
                 continue;
             struct job *j;
             uint32_t idx;
-            if (!s_pick(m, w, live > 1, &j, &idx))
+            if (!s_pick(m, w, &j, &idx))
                 continue;
             task_dispatch(m, j, idx, w);
             /* Advance the scan mark past dispatched tasks at its front. */

@@ -31,9 +31,9 @@ ends_as() {
     st=$(tsr status "$job" --json)
     [ "$(jqr "$st" .state)" = failed ] && [ "$(jqr "$st" .tasks.failed)" = 1 ] ||
         fail "job $job: $st"
-    tsr events --json --job "$job" 2>/dev/null | grep -q "\"$cls: " ||
-        grep -q "job $job task 0 .*failed.*$cls: " "$T/master.log" ||
-        fail "job $job: no '$cls' failure recorded"
+    [[ "$(jqr "$st" '.failed_tasks[0].error')" == "$cls: "* ]] ||
+        fail "job $job: status does not say '$cls': $(jqr "$st" .failed_tasks)"
+    [[ "$(jqr "$st" .error)" == *"$cls: "* ]] || fail "job $job: error lacks the reason: $st"
 }
 
 j=$(submit_one crash 'kill -SEGV $$')

@@ -56,3 +56,13 @@ st=$(tsr status "$job" --json)
 [ "$(jqr "$st" .waiting)" = "no live worker has the feature 'nonexistent'" ] ||
     fail "waiting: $st"
 pass "a job requiring a feature nobody has stays queued: $(jqr "$st" .waiting)"
+
+# A --gpu task that fails on the only GPU worker is retried there (a CPU
+# worker cannot take it), up to its attempts, and the job ends failed with
+# the reason: it must not wait forever for "another" worker.
+out=$(tsr submit "$T/scene" --renderer command --outputs none --frames 1 --gpu --name gpufail \
+      --max-attempts 2 --command 'exit 3' --json --wait) && fail "a failing GPU job succeeded"
+[ "$(jqr "$out" .state)" = failed ] || fail "GPU job that fails: $out"
+[ "$(jqr "$out" '.failed_tasks[0].attempts')" = 2 ] || fail "not retried on gpu1: $out"
+[[ "$(jqr "$out" .error)" == *"exit: renderer exited with status 3"* ]] || fail "$out"
+pass "a failing GPU task is retried on the only GPU worker and the job ends failed, saying why"
