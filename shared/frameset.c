@@ -52,6 +52,11 @@ s_fail(char *err, size_t errlen, const char *spec, const char *fmt, ...)
         snprintf(err, errlen, "frame set '%.*s...': %s", S_QUOTE_MAX, spec, why);
     else
         snprintf(err, errlen, "frame set '%s': %s", spec, why);
+    /* The spec is the user's (or a peer's) text: a control character in it
+     * must not break the message's one line or drive a terminal. */
+    for (char *c = err; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
 }
 
 /* Length of the token starting at p, for quoting a bad number: up to the

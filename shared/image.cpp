@@ -147,9 +147,130 @@ static bool s_is_exr(const char *path)
            magic[3] == 0x01;
 }
 
+#define S_EXR_HEADER_MAX (1 << 20) // an OpenEXR header must end within this
+#define S_EXR_ATTRS_MAX 1024       // attributes in one header
+
+static int32_t s_le32(const unsigned char *p)
+{
+    return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                     (uint32_t)p[3] << 24);
+}
+
+// Walks an OpenEXR header ourselves before OpenEXR does. The library trusts
+// the sizes a header declares: a 400-byte file can declare a string
+// attribute of 800 MB, or a data window whose table of chunk offsets takes
+// gigabytes, and OpenEXR allocates them before anything can object (found by
+// fuzz_image). Here every attribute must fit in the file and in the first
+// S_EXR_HEADER_MAX bytes, multi-part and deep files are refused (pieces are
+// neither), and the data and display windows and the channel count must be
+// within lim, so that what OpenEXR then allocates is bounded by the limits.
+static int s_exr_precheck(const char *path, const struct tsr_image_limits *lim, char *err,
+                          size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        s_errf(err, errlen, "'%s': cannot open: %s", path, strerror(errno));
+        return TSR_EIO;
+    }
+    std::vector<unsigned char> buf(S_EXR_HEADER_MAX);
+    size_t len = 0;
+    while (len < buf.size()) {
+        ssize_t n = read(fd, buf.data() + len, buf.size() - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    const unsigned char *p = buf.data();
+    if (len < 8) {
+        s_errf(err, errlen, "'%s': OpenEXR header truncated", path);
+        return TSR_EIMAGE;
+    }
+    uint32_t version = (uint32_t)s_le32(p + 4);
+    // Bits of the version field: 0x200 tiled, 0x400 long names, 0x800 deep
+    // data, 0x1000 multi-part; no other bit is defined.
+    if ((version & 0xff) != 2 || (version & ~0x6ffu) != 0) {
+        s_errf(err, errlen, "'%s': OpenEXR version field 0x%x is not a single-part "
+               "flat image", path, version);
+        return TSR_EIMAGE;
+    }
+    size_t name_max = (version & 0x400) ? 255 : 31;
+    size_t pos = 8;
+    int64_t dw[4] = {0, 0, -1, -1}, disp[4] = {0, 0, -1, -1};
+    bool have_dw = false, have_disp = false;
+    long nchannels = -1;
+    for (int nattr = 0;; nattr++) {
+        if (nattr > S_EXR_ATTRS_MAX) {
+            s_errf(err, errlen, "'%s': OpenEXR header has more than %d attributes", path,
+                   S_EXR_ATTRS_MAX);
+            return TSR_ELIMIT;
+        }
+        const char *name = (const char *)p + pos;
+        size_t nlen = strnlen(name, len - pos);
+        if (pos + nlen >= len) {
+            s_errf(err, errlen, "'%s': OpenEXR header truncated or past %d bytes", path,
+                   S_EXR_HEADER_MAX);
+            return TSR_EIMAGE;
+        }
+        if (nlen == 0)
+            break; // the end of the header
+        const char *type = name + nlen + 1;
+        size_t tpos = pos + nlen + 1;
+        size_t tlen = tpos < len ? strnlen(type, len - tpos) : len;
+        if (nlen > name_max || tpos + tlen + 1 + 4 > len || tlen > name_max) {
+            s_errf(err, errlen, "'%s': OpenEXR attribute name or type too long or "
+                   "truncated", path);
+            return TSR_EIMAGE;
+        }
+        size_t vpos = tpos + tlen + 1 + 4;
+        int32_t size = s_le32(p + vpos - 4);
+        if (size < 0 || (size_t)size > len - vpos) {
+            s_errf(err, errlen, "'%s': OpenEXR attribute '%.31s' declares %d bytes; the "
+                   "header has %zu left", path, name, size, len - vpos);
+            return TSR_EIMAGE;
+        }
+        const unsigned char *v = p + vpos;
+        if ((!strcmp(name, "dataWindow") || !strcmp(name, "displayWindow")) &&
+            !strcmp(type, "box2i") && size == 16) {
+            int64_t *box = !strcmp(name, "dataWindow") ? dw : disp;
+            for (int i = 0; i < 4; i++)
+                box[i] = s_le32(v + 4 * i);
+            (!strcmp(name, "dataWindow") ? have_dw : have_disp) = true;
+        } else if (!strcmp(name, "channels") && !strcmp(type, "chlist")) {
+            // Each channel: a name, its NUL and 16 bytes; then one NUL.
+            nchannels = 0;
+            size_t c = 0;
+            while (c < (size_t)size && v[c] != 0 && nchannels <= lim->max_channels) {
+                size_t cl = strnlen((const char *)v + c, (size_t)size - c);
+                c += cl + 1 + 16;
+                nchannels++;
+            }
+        }
+        pos = vpos + (size_t)size;
+    }
+    if (!have_dw || !have_disp || nchannels < 1) {
+        s_errf(err, errlen, "'%s': OpenEXR header lacks its data window, display window "
+               "or channels", path);
+        return TSR_EIMAGE;
+    }
+    int64_t w = dw[2] - dw[0] + 1, h = dw[3] - dw[1] + 1;
+    int64_t fw = disp[2] - disp[0] + 1, fh = disp[3] - disp[1] + 1;
+    if (w < 1 || h < 1 || fw < 1 || fh < 1 || w > lim->max_width || h > lim->max_height ||
+        fw > lim->max_width || fh > lim->max_height || nchannels > lim->max_channels) {
+        s_errf(err, errlen, "'%s': declares data %lldx%lld, display %lldx%lld, %ld "
+               "channels; the limit is %dx%d, %d channels", path, (long long)w,
+               (long long)h, (long long)fw, (long long)fh, nchannels, lim->max_width,
+               lim->max_height, lim->max_channels);
+        return TSR_ELIMIT;
+    }
+    return 0;
+}
+
 // Opens path and checks its header against lim. On success o->in is open
 // and o->info, o->nfloats describe it; nothing of the pixels is read yet.
-// With exr_only, only OpenEXR's reader is given the file: images that come
+// An OpenEXR file's header is walked first (s_exr_precheck). With exr_only, only OpenEXR's reader is given the file: images that come
 // from workers and renderers are OpenEXR, and the decoders of every other
 // format OpenImageIO knows stay out of reach of their bytes.
 static int s_open(const char *path, const struct tsr_image_limits *lim, struct opened *o,
@@ -172,8 +293,14 @@ static int s_open(const char *path, const struct tsr_image_limits *lim, struct o
         s_errf(err, errlen, "'%s': cannot read: %s", path, strerror(errno));
         return TSR_EIO;
     }
+    bool exr = s_is_exr(path);
+    if (exr) {
+        int rc = s_exr_precheck(path, lim, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
     if (exr_only) {
-        if (!s_is_exr(path)) {
+        if (!exr) {
             s_errf(err, errlen, "'%s': not an OpenEXR image", path);
             return TSR_EIMAGE;
         }

@@ -188,6 +188,19 @@ static void test_long_spec_quoted_short(void **state)
     assert_non_null(strstr(err, "...': 'oops' is not a number"));
 }
 
+/* Found by fuzz_frameset: a newline in the spec split the error message. */
+static void test_control_characters_quoted(void **state)
+{
+    (void)state;
+    s_refuse("1zzz\nB ,2 ", TSR_EFRAMES, NULL);
+    int *frames = NULL;
+    size_t count = 0;
+    char err[256] = "";
+    tsr_frameset_parse("1,\x1b[2J7", &frames, &count, err, sizeof err);
+    assert_null(strchr(err, '\x1b'));
+    assert_non_null(strstr(err, "?[2J7"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -200,6 +213,7 @@ int main(void)
         cmocka_unit_test(test_empty_reversed_step),
         cmocka_unit_test(test_limit_before_allocating),
         cmocka_unit_test(test_long_spec_quoted_short),
+        cmocka_unit_test(test_control_characters_quoted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

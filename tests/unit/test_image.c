@@ -470,6 +470,79 @@ static void test_contact_sheet(void **state)
     assert_int_equal(
         tsr_image_contact_sheet(imgs, NULL, 3, 0, 40, NULL, out, err, sizeof err),
         TSR_EINVAL);
+
+    /* A piece must be OpenEXR: the sheet is a good PNG, and verification
+     * refuses it before any decoder sees it (found by fuzz_image: a
+     * truncated PNG leaked memory inside OpenImageIO's PNG reader), also
+     * when it is named like an EXR. Its truncation too. */
+    assert_int_equal(tsr_image_verify(out, NULL, NULL, 0, 0, NULL, err, sizeof err),
+                     TSR_EIMAGE);
+    assert_non_null(strstr(err, "not an OpenEXR image"));
+    char *png = NULL;
+    size_t png_len = 0;
+    assert_int_equal(tsr_read_file(out, 1 << 20, &png, &png_len), 0);
+    const char *disguised = s_path(state, "piece.exr");
+    assert_int_equal(tsr_write_file_atomic(disguised, png, png_len / 2), 0);
+    free(png);
+    assert_int_equal(tsr_image_verify(disguised, NULL, NULL, 0, 0, NULL, err, sizeof err),
+                     TSR_EIMAGE);
+    assert_non_null(strstr(err, "not an OpenEXR image"));
+    const char *pieces[1] = {out};
+    assert_int_equal(tsr_image_assemble(pieces, 1, NULL, s_path(state, "a.exr"), err,
+                                        sizeof err),
+                     TSR_EIMAGE);
+}
+
+/* Appends an OpenEXR attribute (name, type, 4-byte size, value) to buf. */
+static size_t s_attr(unsigned char *buf, size_t at, const char *name, const char *type,
+                     int32_t size, const void *value, size_t vlen)
+{
+    memcpy(buf + at, name, strlen(name) + 1);
+    at += strlen(name) + 1;
+    memcpy(buf + at, type, strlen(type) + 1);
+    at += strlen(type) + 1;
+    for (int i = 0; i < 4; i++)
+        buf[at++] = (unsigned char)((uint32_t)size >> (8 * i));
+    memcpy(buf + at, value, vlen);
+    return at + vlen;
+}
+
+/* Found by fuzz_image: OpenEXR allocates what a header declares before
+ * anything can object (an 800 MB string in a 400-byte file). Such headers
+ * are refused before OpenEXR reads them, and so are windows past the
+ * limits (whose chunk tables OpenEXR would allocate). */
+static void test_exr_header_checked_first(void **state)
+{
+    unsigned char buf[512];
+    const unsigned char magic[8] = {0x76, 0x2f, 0x31, 0x01, 2, 0, 0, 0};
+    memcpy(buf, magic, 8);
+    size_t n = s_attr(buf, 8, "owner", "string", 825194004, "x", 1);
+    buf[n++] = 0;
+    const char *path = s_path(state, "huge-attr.exr");
+    assert_int_equal(tsr_write_file_atomic(path, buf, n), 0);
+    char err[256] = "";
+    assert_int_equal(tsr_image_verify(path, NULL, NULL, 0, 0, NULL, err, sizeof err),
+                     TSR_EIMAGE);
+    assert_non_null(strstr(err, "declares 825194004 bytes"));
+
+    unsigned char ch[18 + 1] = {'R', 0};
+    int32_t box[4] = {0, 0, (1 << 30), (1 << 30)};
+    n = s_attr(buf, 8, "channels", "chlist", sizeof ch, ch, sizeof ch);
+    n = s_attr(buf, n, "compression", "compression", 1, "\0", 1);
+    n = s_attr(buf, n, "dataWindow", "box2i", 16, box, 16);
+    n = s_attr(buf, n, "displayWindow", "box2i", 16, box, 16);
+    buf[n++] = 0;
+    path = s_path(state, "huge-window.exr");
+    assert_int_equal(tsr_write_file_atomic(path, buf, n), 0);
+    struct tsr_image_info info;
+    assert_int_equal(tsr_image_probe(path, NULL, &info, err, sizeof err), TSR_ELIMIT);
+    assert_non_null(strstr(err, "declares data 1073741825x1073741825"));
+    /* Multi-part and deep files are not pieces. */
+    buf[5] = 0x10;
+    assert_int_equal(tsr_write_file_atomic(path, buf, n), 0);
+    assert_int_equal(tsr_image_verify(path, NULL, NULL, 0, 0, NULL, err, sizeof err),
+                     TSR_EIMAGE);
+    assert_non_null(strstr(err, "not a single-part flat image"));
 }
 
 int main(void)
@@ -497,6 +570,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_assemble_refuses_mismatch, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_contact_sheet, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_exr_header_checked_first, s_setup,
+                                        s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

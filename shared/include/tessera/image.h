@@ -87,7 +87,8 @@ int tsr_image_read(const char *path, const struct tsr_image_limits *lim,
                    size_t errlen);
 
 /*
- * Verifies a rendered piece: it decodes completely, its data window is
+ * Verifies a rendered piece: it is an OpenEXR file (no other format's
+ * decoder is ever given the bytes), it decodes completely, its data window is
  * exactly *expect inside a display window of full_width x full_height (pass
  * expect NULL to skip the window check, full_width and full_height with it),
  * and it holds no NaN or Inf ("... piece has 12 NaN and 0 Inf samples").
