@@ -141,7 +141,7 @@ static int s_walk(const char *top, const char *rel, const struct stat *skip,
         n++;
     }
     closedir(d);
-    if (rc == 0)
+    if (rc == 0 && n > 1) /* an empty folder has no array to sort (UBSan) */
         qsort(names, n, sizeof *names, s_cmp_name);
     for (size_t i = 0; i < n && rc == 0; i++) {
         char crel[4096], cfull[4096];

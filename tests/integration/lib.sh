@@ -22,6 +22,15 @@ cleanup() {
     { for p in "${PIDS[@]}"; do kill -9 "$p" || true; done; wait; } 2>/dev/null || true
     # A test that mounted something (a small tmpfs) names it in MOUNTS.
     for mnt in "${MOUNTS[@]}"; do umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true; done
+    # Under ASan/UBSan (scripts/test.sh's build-asan) a report in any log
+    # fails the test, even when the farm recovered from the process's death.
+    local san
+    san=$(grep -lE "ERROR: (Address|Leak|Thread)Sanitizer|runtime error:" "$T"/*.log 2>/dev/null || true)
+    if [ -n "$san" ]; then
+        echo "---- sanitizer reports ----"
+        for f in $san; do echo "== $f"; grep -E -A30 "ERROR: (Address|Leak|Thread)Sanitizer|runtime error:" "$f" | head -60; done
+        [ $rc -ne 0 ] || rc=1
+    fi
     if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
         echo "---- logs of $T ----"
         for f in "$T"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -n 40 "$f"; }; done
