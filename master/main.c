@@ -58,10 +58,13 @@ static void s_usage(FILE *out)
             "                      [--threads N] [--log-level error|warn|info|debug]\n"
             "                      [--key FILE --studio-keys DIR --operator-keys DIR\n"
             "                       --worker-keys DIR] [--insecure]\n"
+            "                      [--max-archive-entries N] [--max-archive-size MIB]\n"
+            "                      [--max-archive-ratio N]\n"
             "defaults: --data ./tessera-data --clients tcp://127.0.0.1:7400\n"
             "          --workers tcp://127.0.0.1:7401 --heartbeat-ms 1000 --liveness 5\n"
             "          --map-size 1024 --map-max 16384 --block-after 3 --quarantine-jobs 3\n"
-            "          --threads 2\n");
+            "          --threads 2 --max-archive-entries 100000 --max-archive-size 65536\n"
+            "          --max-archive-ratio 1000\n");
 }
 
 static int s_int_arg(const char *flag, const char *v, long min, long max, long *out)
@@ -166,6 +169,8 @@ int main(int argc, char **argv)
     m.cfg.quarantine_jobs = 3;
     m.cfg.quarantine_window_ms = 60 * 60 * 1000;
 
+    tsr_archive_limits_default(&m.cfg.archive);
+
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'},      {"clients", required_argument, 0, 'c'},
         {"workers", required_argument, 0, 'w'},   {"heartbeat-ms", required_argument, 0, 'H'},
@@ -177,6 +182,9 @@ int main(int argc, char **argv)
         {"operator-keys", required_argument, 0, 1003},
         {"worker-keys", required_argument, 0, 1004},
         {"insecure", no_argument, 0, 1005},
+        {"max-archive-entries", required_argument, 0, 1006},
+        {"max-archive-size", required_argument, 0, 1007},
+        {"max-archive-ratio", required_argument, 0, 1008},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     int c;
     long n;
@@ -233,6 +241,23 @@ int main(int argc, char **argv)
         case 1003: s_sec.dirs.operator_dir = optarg; break;
         case 1004: s_sec.dirs.worker_dir = optarg; break;
         case 1005: s_sec.insecure = 1; break;
+        case 1006:
+            if (s_int_arg("--max-archive-entries", optarg, 1, 100000000, &n))
+                return 2;
+            m.cfg.archive.max_entries = (uint64_t)n;
+            break;
+        case 1007:
+            if (s_int_arg("--max-archive-size", optarg, 1, 1L << 30, &n))
+                return 2;
+            m.cfg.archive.max_total_size = (uint64_t)n << 20;
+            if (m.cfg.archive.max_entry_size > m.cfg.archive.max_total_size)
+                m.cfg.archive.max_entry_size = m.cfg.archive.max_total_size;
+            break;
+        case 1008:
+            if (s_int_arg("--max-archive-ratio", optarg, 1, 1000000, &n))
+                return 2;
+            m.cfg.archive.max_ratio = (uint64_t)n;
+            break;
         case 'h': s_usage(stdout); return 0;
         default:
             fprintf(stderr, "tessera-master: unknown or incomplete option '%s'\n",

@@ -34,6 +34,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "tessera/archive.h"
 #include "tessera/hash.h"
 #include "tessera/image.h"
 #include "tessera/proto.h"
@@ -241,6 +242,7 @@ struct master_config {
                                     that quarantine a worker */
     int64_t quarantine_window_ms; /* that window */
     uint64_t map_max;            /* largest the LMDB map may grow to, bytes */
+    struct tsr_archive_limits archive; /* what a submitted archive may hold */
 };
 
 struct master {

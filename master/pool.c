@@ -65,7 +65,7 @@ static int s_errno_rc(void)
     return errno == ENOSPC || errno == EDQUOT ? TSR_EFULL : TSR_EIO;
 }
 
-static void s_check_archive(struct pool *p, struct pool_req *r)
+static void s_check_archive_at(struct pool *p, struct pool_req *r)
 {
     struct tsr_archive_report rep;
     r->rc = tsr_archive_check(r->path, &p->alimits, r->scene[0] ? r->scene : NULL, &rep,
@@ -85,6 +85,27 @@ static void s_check_archive(struct pool *p, struct pool_req *r)
         return;
     tsr_scene_resolution(scene, &r->width, &r->height);
     tsr_scene_destroy(&scene);
+}
+
+/* Checks a submitted archive. Its reason goes back to the studio, which
+ * has no business with the master's folders: the blob's path becomes
+ * "archive <first 12 digits of its hash>" wherever it appears. */
+static void s_check_archive(struct pool *p, struct pool_req *r)
+{
+    s_check_archive_at(p, r);
+    char quoted[sizeof r->path + 2];
+    snprintf(quoted, sizeof quoted, "'%s'", r->path);
+    const char *forms[2] = {quoted, r->path};
+    for (int f = 0; f < 2; f++) {
+        char *at;
+        size_t plen = strlen(forms[f]);
+        while ((at = strstr(r->err, forms[f])) != NULL) {
+            char rest[sizeof r->err];
+            snprintf(rest, sizeof rest, "%s", at + plen);
+            snprintf(at, sizeof r->err - (size_t)(at - r->err), "archive %.12s%s", r->hash,
+                     rest);
+        }
+    }
 }
 
 static void s_hash_upload(struct pool_req *r)
@@ -345,7 +366,7 @@ int pool_start(struct master *m, int nthreads)
     pthread_cond_init(&p->cond, NULL);
     p->zctx = m->zctx;
     tsr_image_limits_default(&p->limits);
-    tsr_archive_limits_default(&p->alimits);
+    p->alimits = m->cfg.archive;
     m->pool_done = zmq_socket(m->zctx, ZMQ_PULL);
     if (!m->pool_done || zmq_bind(m->pool_done, POOL_ENDPOINT) != 0) {
         free(p);

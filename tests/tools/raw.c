@@ -92,6 +92,9 @@ static void s_drain(void *s, int ms)
         ;
 }
 
+#define Z64 "0000000000000000000000000000000000000000000000000000000000000000"
+#define O64 "1111111111111111111111111111111111111111111111111111111111111111"
+
 /* One round of abuse on socket s. */
 static void s_abuse(void *s, int round)
 {
@@ -101,6 +104,7 @@ static void s_abuse(void *s, int round)
     for (size_t i = 0; i < sizeof garbage; i++)
         garbage[i] = (char)((i * 131 + (size_t)round * 17) & 0xff);
     const char *hdr = "{\"rid\":1}";
+    /* A length of 0 means strlen: only the binary frames give theirs. */
     struct {
         const void *d[6]; /* frames */
         size_t l[6];      /* their lengths */
@@ -108,28 +112,52 @@ static void s_abuse(void *s, int round)
     } cases[] = {
         {{garbage}, {sizeof garbage}, 1},                                   /* one frame */
         {{garbage, garbage, garbage}, {3, 9, 40}, 3},                       /* junk */
-        {{"TSR9", "HELLO", "{}"}, {4, 5, 2}, 3},                            /* version */
-        {{"XYZ1", "JOBS", "{}"}, {4, 4, 2}, 3},                             /* signature */
-        {{"TSR1", "jobs", "{}"}, {4, 4, 2}, 3},                             /* lower case */
-        {{"TSR1", "", "{}"}, {4, 0, 2}, 3},                                 /* no command */
-        {{"TSR1", "JOBS", "[1,2]"}, {4, 4, 5}, 3},                          /* not an object */
-        {{"TSR1", "JOBS", "{\"rid\":"}, {4, 4, 7}, 3},                      /* truncated */
+        {{"TSR9", "HELLO", "{}"}, {0}, 3},                                  /* version */
+        {{"XYZ1", "JOBS", "{}"}, {0}, 3},                                   /* signature */
+        {{"TSR1", "jobs", "{}"}, {0}, 3},                                   /* lower case */
+        {{"TSR1", "", "{}"}, {0}, 3},                                       /* no command */
+        {{"TSR1", "JOBS", "[1,2]"}, {0}, 3},                                /* not an object */
+        {{"TSR1", "JOBS", "{\"rid\":"}, {0}, 3},                            /* truncated */
         {{"TSR1", "JOBS", "{}\0{}"}, {4, 4, 5}, 3},                         /* trailing */
         {{"TSR1", "JOBS", big}, {4, 4, sizeof big}, 3},                     /* oversize */
-        {{"TSR1", "JOBS", hdr, "x", "y", "z"}, {4, 4, 9, 1, 1, 1}, 6},      /* frames */
-        {{"TSR1", "STATUS", "{\"job\":\"x\"}"}, {4, 6, 11}, 3},             /* type */
-        {{"TSR1", "STATUS", "{\"job\":1e300}"}, {4, 6, 13}, 3},             /* range */
-        {{"TSR1", "CHUNK", "{\"hash\":\"00\",\"offset\":0}", "b"}, {4, 5, 25, 1}, 4},
-        {{"TSR1", "PUT_END", "{\"hash\":\"" "0000000000000000000000000000000000000000000000000000000000000000" "\"}"}, {4, 7, 76}, 3},
-        {{"TSR1", "RESULT", "{\"attempt\":12345,\"ok\":true}"}, {4, 6, 27}, 3}, /* order */
-        {{"TSR1", "READY", "{\"credit\":5}"}, {4, 5, 12}, 3},               /* no HELLO */
-        {{"TSR1", "WELCOME", "{}"}, {4, 7, 2}, 3},                          /* m -> w */
-        {{"TSR1", "DATA", "{}", "xx"}, {4, 4, 2, 2}, 4},                    /* a reply */
-        {{"TSR1", "NOPE", "{}"}, {4, 4, 2}, 3},                             /* unknown */
-        {{"TSR1", "GET", "{\"hash\":\"" "1111111111111111111111111111111111111111111111111111111111111111" "\",\"offset\":0,\"len\":99999999}"}, {4, 3, 111}, 3},
+        {{"TSR1", "JOBS", hdr, "x", "y", "z"}, {0}, 6},                     /* frames */
+        {{"TSR1", "STATUS", "{\"job\":\"x\"}"}, {0}, 3},                    /* type */
+        {{"TSR1", "STATUS", "{\"job\":1e300}"}, {0}, 3},                    /* range */
+        {{"TSR1", "CHUNK", "{\"hash\":\"00\",\"offset\":0}", "b"}, {0}, 4},  /* no PUT */
+        {{"TSR1", "PUT_END", "{\"hash\":\"" Z64 "\"}"}, {0}, 3},              /* no PUT */
+        {{"TSR1", "RESULT", "{\"attempt\":12345,\"ok\":true}"}, {0}, 3},    /* order */
+        {{"TSR1", "READY", "{\"credit\":5}"}, {0}, 3},                      /* no HELLO */
+        {{"TSR1", "WELCOME", "{}"}, {0}, 3},                                /* m -> w */
+        {{"TSR1", "DATA", "{}", "xx"}, {0}, 4},                             /* a reply */
+        {{"TSR1", "NOPE", "{}"}, {0}, 3},                                   /* unknown */
+        {{"TSR1", "GET", "{\"hash\":\"" O64 "\",\"offset\":0,\"len\":99999999}"}, {0}, 3},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (size_t k = 0; k < cases[i].n; k++)
+            if (cases[i].l[k] == 0)
+                cases[i].l[k] = strlen(cases[i].d[k]);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         s_frames(s, cases[i].d, cases[i].l, cases[i].n);
+    /* A worker that registers, asks for tasks, answers nonsense and
+     * vanishes with whatever it was given: the master must requeue it. */
+    char hello[160], msgs[3][200];
+    snprintf(hello, sizeof hello, "{\"name\":\"raw-%d\",\"hub\":\"raw\",\"slots\":2,"
+             "\"renderers\":[\"builtin\",\"command\"],\"running\":[1,2,3]}", round);
+    snprintf(msgs[0], sizeof msgs[0], "{\"credit\":2}");
+    snprintf(msgs[1], sizeof msgs[1], "{\"attempt\":1,\"ok\":true,\"files\":"
+             "[{\"frame\":\"x\",\"hash\":7}],\"render_ms\":-5}");
+    snprintf(msgs[2], sizeof msgs[2], "{\"attempt\":%d,\"percent\":900}", round + 1);
+    const char *cmds[3] = {"READY", "RESULT", "PROGRESS"};
+    const void *d[3] = {"TSR1", "HELLO", hello};
+    size_t l[3] = {4, 5, strlen(hello)};
+    s_frames(s, d, l, 3);
+    for (int k = 0; k < 3; k++) {
+        d[1] = cmds[k];
+        l[1] = strlen(cmds[k]);
+        d[2] = msgs[k];
+        l[2] = strlen(msgs[k]);
+        s_frames(s, d, l, 3);
+    }
 }
 
 /* A fresh connection asks something every peer answers, and expects a
