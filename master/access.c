@@ -157,18 +157,36 @@ int access_blob_readable(struct master *m, const char *user, const char *hash)
     if (s_claimed(a->grants, S_GRANTS, user, hash))
         return 1;
     int64_t now = tsr_now_ms();
-    for (size_t i = 0; i < m->njobs; i++) {
-        const struct job *j = m->jobs[i];
-        if (strcmp(j->owner, user) != 0)
+    /* First the jobs already indexed: a fetch asks for one frame after the
+     * other of the same job. */
+    for (size_t i = 0; i < S_INDEXES; i++) {
+        const struct job *j = a->idx[i].job ? job_find(m, a->idx[i].job) : NULL;
+        if (!j || strcmp(j->owner, user) != 0)
             continue;
-        if (strcmp(j->archive, hash) == 0)
-            return 1;
         struct s_index *x = s_index(a, j);
         if (!x)
             return 0;
         x->used_ms = now;
         if (bsearch(hash, x->hashes, x->n, sizeof *x->hashes, s_cmp_hash))
             return 1;
+    }
+    /* Then every job of the studio, looked through without building
+     * anything; the job that holds the blob is indexed for what follows. */
+    for (size_t i = 0; i < m->njobs; i++) {
+        const struct job *j = m->jobs[i];
+        if (strcmp(j->owner, user) != 0)
+            continue;
+        if (strcmp(j->archive, hash) == 0)
+            return 1;
+        for (uint32_t f = 0; f < j->nframes; f++) {
+            if (j->frame_info[f].state == FRAME_DONE &&
+                strcmp(j->frame_info[f].hash, hash) == 0) {
+                struct s_index *x = s_index(a, j);
+                if (x)
+                    x->used_ms = now;
+                return 1;
+            }
+        }
     }
     return 0;
 }
