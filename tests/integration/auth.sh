@@ -108,6 +108,16 @@ set -e
     fail "worker --name other than its key's: exit $rc, $(cat "$T/w9.txt")"
 pass "a worker key admits only the worker of its name"
 
+# A studio key on the worker endpoint: ZAP's "workers" domain refuses it.
+worker_start alice local 1 --key "$K/studios/alice.key" --master-key "$MK"
+alice_worker=$WORKER_PID
+wait_for 10 "a studio key refused on the worker endpoint" \
+    grep -q "on the worker endpoint: not in the worker key folder" "$T/master.log"
+[ "$(tsr workers --json | jq 'map(select(.name == "alice")) | length')" = 0 ] ||
+    fail "a studio key registered a worker"
+kill "$alice_worker"
+pass "a studio key cannot act as a worker"
+
 # Studios see and touch only their own jobs; operators everything.
 mkdir -p "$T/scene" && echo x >"$T/scene/README"
 ja=$(as alice submit "$TSR_SRC/tests/data/small" --frames 1-2 --name a-small --json --wait |
