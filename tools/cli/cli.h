@@ -94,6 +94,12 @@ int tsr_cli_client_error(const struct tsr_cli *cli, struct tsr_client *client,
 int tsr_cli_bad_option(const struct tsr_cli_cmd *cmd, int ch, char **argv);
 int tsr_cli_help(const struct tsr_cli_cmd *cmd);
 
+/* For a command whose only option is --help: parses it. Sets *done and
+ * returns the exit code when the command should end here (help printed, or
+ * a bad option reported); else *done is 0 and optind is at the first
+ * argument. */
+int tsr_cli_only_help(const struct tsr_cli_cmd *cmd, int argc, char **argv, int *done);
+
 /*
  * Parses a job id argument ("7"); on a bad one reports it for command name
  * and returns TSR_CLI_USAGE, else 0.

@@ -9,24 +9,16 @@
 #include "tessera/curve.h"
 #include "tessera/error.h"
 
-#include <getopt.h>
+#include <getopt.h> /* optind */
 #include <stdio.h>
 
 static int s_run(const struct tsr_cli *cli, int argc, char **argv)
 {
     (void)cli;
-    static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     const struct tsr_cli_cmd *me = &tsr_cmd_keygen;
-    int ch;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (ch == 'h')
-            return tsr_cli_help(me);
-        return tsr_cli_bad_option(me, ch, argv);
-    }
+    int handled = 0, handled_code = tsr_cli_only_help(me, argc, argv, &handled);
+    if (handled)
+        return handled_code;
     if (optind >= argc)
         return tsr_cli_error(TSR_CLI_USAGE,
                              "keygen: missing NAME (see 'tessera keygen --help')");

@@ -9,7 +9,7 @@
 
 #include "tessera/proto.h"
 
-#include <getopt.h>
+#include <getopt.h> /* optind */
 #include <stdio.h>
 #include <string.h>
 
@@ -19,17 +19,9 @@ static int s_job_request(const struct tsr_cli *cli, const struct tsr_cli_cmd *me
                          char **argv, const char *request, const char *reply_cmd,
                          const char *done_word)
 {
-    static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int ch;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (ch == 'h')
-            return tsr_cli_help(me);
-        return tsr_cli_bad_option(me, ch, argv);
-    }
+    int handled = 0, handled_code = tsr_cli_only_help(me, argc, argv, &handled);
+    if (handled)
+        return handled_code;
     if (optind >= argc)
         return tsr_cli_error(TSR_CLI_USAGE, "%s: missing JOB (see 'tessera %s --help')",
                              me->name, me->name);

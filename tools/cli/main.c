@@ -123,6 +123,24 @@ int tsr_cli_bad_option(const struct tsr_cli_cmd *cmd, int ch, char **argv)
                          name, cmd->name);
 }
 
+int tsr_cli_only_help(const struct tsr_cli_cmd *cmd, int argc, char **argv, int *done)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    opterr = 0;
+    *done = 1;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (ch == 'h')
+            return tsr_cli_help(cmd);
+        return tsr_cli_bad_option(cmd, ch, argv);
+    }
+    *done = 0;
+    return 0;
+}
+
 int tsr_cli_help(const struct tsr_cli_cmd *cmd)
 {
     printf("usage: tessera %s %s\n\n%s\n", cmd->name, cmd->usage, cmd->summary);
