@@ -7,6 +7,7 @@
 # ratio, tasks per second and the master's CPU time and peak memory.
 #
 #   bench/dispatch.sh [N] [W] [S]        (defaults 2000 2 4)
+#   SANDBOX=none bench/dispatch.sh ...   (renderers unconfined; default bwrap)
 #
 # Needs a build in build/ (or $BUILD_DIR). Figures go to doc/benchmarks.md
 # by hand, with the machine they came from.
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/.."
 N=${1:-2000}
 W=${2:-2}
 S=${3:-4}
+SANDBOX=${SANDBOX:-bwrap}
 bin=${TSR_BIN:-$PWD/${BUILD_DIR:-build}/bin}
 T=$(mktemp -d "${TMPDIR:-/tmp}/tsr-bench.XXXXXX")
 pids=()
@@ -34,7 +36,7 @@ master=$!
 pids+=("$master")
 for i in $(seq 1 "$W"); do
     "$bin/tessera-worker" --master "ipc://$T/workers.sock" --name "bench-$i" --slots "$S" \
-        --cache "$T/cache-$i" --log-level warn >"$T/worker-$i.log" 2>&1 &
+        --cache "$T/cache-$i" --sandbox "$SANDBOX" --log-level warn >"$T/worker-$i.log" 2>&1 &
     pids+=($!)
 done
 for _ in $(seq 1 100); do
@@ -62,7 +64,7 @@ hwm=$(awk '/VmHWM/ {print $2}' "/proc/$master/status")
 # master's own memory is its anonymous part.
 anon=$(awk '/RssAnon/ {print $2}' "/proc/$master/status")
 
-printf 'tasks %d, workers %d x %d slots\n' "$N" "$W" "$S"
+printf 'tasks %d, workers %d x %d slots, sandbox %s\n' "$N" "$W" "$S" "$SANDBOX"
 printf 'tessera: %.2f s (%.0f tasks/s)\n' "$farm" "$(echo "$N / $farm" | bc -l)"
 printf 'xargs -P %d: %.2f s\n' $((W * S)) "$xargs_s"
 printf 'ratio tessera/xargs: %.2f\n' "$(echo "$farm / $xargs_s" | bc -l)"

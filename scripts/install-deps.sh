@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(cmake ninja-build gcc g++ clang pkg-config
       libzmq3-dev liblmdb-dev lmdb-utils libarchive-dev libopenimageio-dev
-      libcmocka-dev libsodium-dev libcjson-dev zstd jq bc python3
+      libcmocka-dev libsodium-dev libcjson-dev zstd jq bc python3 bubblewrap
       blender)  # Blender: the blender renderer's tests (large, but CI must run them)
 [ "${TESSERA_EXTRA_PKGS:-}" ] && pkgs+=(${TESSERA_EXTRA_PKGS})
 

@@ -353,7 +353,7 @@ static void s_start(struct tsr_core *w, struct tsr_core_task *t)
         }
     }
     tsr_rm_rf(t->dir);
-    if (!t->dir[0] || tsr_mkdir_p(t->dir) != 0) {
+    if (!t->dir[0] || tsr_mkdir_p(t->dir) != 0 || tsr_sandbox_own(w->sandbox, t->dir) != 0) {
         snprintf(err, sizeof err, "cannot create task folder '%.400s'", t->dir);
         s_task_fail(w, t, "internal", err);
         return;
@@ -372,7 +372,10 @@ static void s_start(struct tsr_core *w, struct tsr_core_task *t)
                                   blender,
                                   tsr_blender_device(&t->spec, t->gpu >= 0, w->blender)};
     struct tsr_cmdline cl = {0};
+    struct tsr_sandbox_task box = {scene_dir, t->dir, t->gpu};
     int rc = tsr_adapter_build(&t->spec, &ctx, &cl, err, sizeof err);
+    if (rc == 0)
+        rc = tsr_sandbox_wrap(w->sandbox, &box, &cl, err, sizeof err);
     if (rc == 0)
         rc = tsr_child_spawn(cl.argv, cl.envp, t->dir, &t->child, err, sizeof err);
     tsr_cmdline_clear(&cl);
@@ -533,6 +536,7 @@ static void s_finish(struct tsr_core *w, struct tsr_core_task *t, int st)
     }
     char *log = tsr_child_log(t->child);
     tsr_child_destroy(&t->child);
+    st = tsr_sandbox_status(w->sandbox, st);
     char err[768];
     const char *cls = NULL;
     if (t->timed_out) {
@@ -547,8 +551,12 @@ static void s_finish(struct tsr_core *w, struct tsr_core_task *t, int st)
         cls = "crash";
         snprintf(err, sizeof err, "renderer killed by signal %d", WTERMSIG(st));
     } else if (WIFEXITED(st) && WEXITSTATUS(st) != 0) {
+        /* Its last words, where it had any, say more than the number. */
+        char why[512];
+        s_last_line(log ? log : "", why, sizeof why);
         cls = "exit";
-        snprintf(err, sizeof err, "renderer exited with status %d", WEXITSTATUS(st));
+        snprintf(err, sizeof err, "renderer exited with status %d%s%s", WEXITSTATUS(st),
+                 why[0] ? ": " : "", why);
     }
     if (cls && t->spec.renderer == TSR_RENDERER_BUILTIN && !t->timed_out && !t->stalled &&
         WIFEXITED(st) && WEXITSTATUS(st) == 3) {

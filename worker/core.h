@@ -45,6 +45,7 @@
 #include "agent.h"
 #include "cache.h"
 #include "runner.h"
+#include "sandbox.h"
 #include "spool.h"
 #include "task.h"
 #include "upload.h"
@@ -90,6 +91,7 @@ struct tsr_core {
     const struct tsr_worker_config *cfg; /* settings, borrowed */
     struct tsr_agent *agent;             /* connection to the master */
     struct tsr_cache *cache;             /* scene archives */
+    struct tsr_sandbox *sandbox;         /* how renderers are confined */
     struct tsr_spool *spool;             /* results until acknowledged */
     struct tsr_core_task *tasks;         /* tasks without a result yet */
     struct tsr_core_result *results;     /* results not yet acknowledged */

@@ -20,6 +20,7 @@
 #include "tessera/hash.h"
 #include "tessera/log.h"
 
+#include "sandbox.h"
 #include "worker.h"
 
 /* Longest worker or hub name; the master keeps names of up to 63 bytes. */
@@ -68,6 +69,8 @@ static void s_usage(FILE *out)
                  "                      [--blender PATH|none] [--feature NAME]...\n"
                  "                      [--log-level error|warn|info|debug]\n"
                  "                      [--key FILE --master-key FILE]\n"
+                 "                      [--sandbox bwrap|none] [--sandbox-user NAME]\n"
+                 "                      [--sandbox-bind DIR]...\n"
                  "\n"
                  "  --master ENDPOINT   master's worker endpoint (tcp://127.0.0.1:7401)\n"
                  "  --hub NAME          hub this worker belongs to (local)\n"
@@ -85,7 +88,14 @@ static void s_usage(FILE *out)
                  "  --log-level L       error, warn, info or debug (info)\n"
                  "  --key FILE          this worker's secret key, for a master with keys\n"
                  "                      ($TESSERA_KEY); the worker's name is the key's\n"
-                 "  --master-key FILE   the master's public key ($TESSERA_MASTER_KEY)\n");
+                 "  --master-key FILE   the master's public key ($TESSERA_MASTER_KEY)\n"
+                 "  --sandbox MODE      bwrap: each renderer in bubblewrap, without network,\n"
+                 "                      seeing only its scene and task folder (default);\n"
+                 "                      none: renderers run as this worker's user\n"
+                 "  --sandbox-user NAME user renderers run as when the worker is root\n"
+                 "                      (nobody)\n"
+                 "  --sandbox-bind DIR  also show DIR, read-only, to renderers (shared\n"
+                 "                      assets, a renderer installed under /opt); repeatable\n");
 }
 
 /* Parses a decimal integer in [min, max] for flag; exits 2 otherwise. */
@@ -195,12 +205,17 @@ int main(int argc, char **argv)
         {"feature", required_argument, NULL, 'F'},
         {"key", required_argument, NULL, 'K'},
         {"master-key", required_argument, NULL, 'P'},
+        {"sandbox", required_argument, NULL, 'S'},
+        {"sandbox-user", required_argument, NULL, 'U'},
+        {"sandbox-bind", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *key = getenv("TESSERA_KEY"), *master_key = getenv("TESSERA_MASTER_KEY");
     static const char *features[TSR_WORKER_MAX_FEATURES];
     int nfeatures = 0;
+    static const char *binds[TSR_SANDBOX_MAX_BINDS];
+    int nbinds = 0;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -272,6 +287,34 @@ int main(int argc, char **argv)
         case 'K':
             key = optarg;
             break;
+        case 'S':
+            if (strcmp(optarg, "bwrap") == 0)
+                cfg.sandbox = TSR_SANDBOX_BWRAP;
+            else if (strcmp(optarg, "none") == 0)
+                cfg.sandbox = TSR_SANDBOX_NONE;
+            else {
+                fprintf(stderr, "tessera-worker: --sandbox must be bwrap or none, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'U':
+            cfg.sandbox_user = s_name("--sandbox-user", optarg);
+            break;
+        case 'D':
+            if (nbinds == TSR_SANDBOX_MAX_BINDS) {
+                fprintf(stderr, "tessera-worker: at most %d --sandbox-bind folders\n",
+                        TSR_SANDBOX_MAX_BINDS);
+                return 2;
+            }
+            if (optarg[0] != '/' || strlen(optarg) >= PATH_MAX) {
+                fprintf(stderr, "tessera-worker: --sandbox-bind needs an absolute folder, "
+                                "not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            binds[nbinds++] = optarg;
+            break;
         case 'P':
             master_key = optarg;
             break;
@@ -311,6 +354,9 @@ int main(int argc, char **argv)
     }
     cfg.features = features;
     cfg.nfeatures = nfeatures;
+    cfg.sandbox_binds = binds;
+    cfg.nsandbox_binds = nbinds;
+    cfg.key_path = key && *key ? key : NULL;
     cfg.wake_fd = s_wake[0];
     cfg.stop = &s_stop;
     cfg.drain = &s_drain;

@@ -286,6 +286,35 @@ static cJSON *s_features(const struct tsr_core *w)
     return f;
 }
 
+/* Prepares the renderers' sandbox and tries it once, so that a host where
+ * it cannot work stops here with the reason, not at every task. */
+static int s_open_sandbox(struct tsr_core *w)
+{
+    const struct tsr_worker_config *cfg = w->cfg;
+    const char *secrets[1] = {cfg->key_path};
+    struct tsr_sandbox_config sc = {(enum tsr_sandbox_mode)cfg->sandbox,
+                                    cfg->sandbox_user,
+                                    cfg->sandbox_binds,
+                                    cfg->nsandbox_binds,
+                                    secrets,
+                                    cfg->key_path ? 1 : 0,
+                                    tsr_cache_dir(w->cache)};
+    char err[768] = "", dir[PATH_MAX];
+    int rc = tsr_sandbox_new(&sc, &w->sandbox, err, sizeof err);
+    if (rc == 0 && tsr_fmt(dir, sizeof dir, "%s/sandbox-check", w->tasks_dir) != 0)
+        rc = TSR_ELIMIT;
+    if (rc == 0)
+        rc = tsr_sandbox_check(w->sandbox, dir, err, sizeof err);
+    if (rc != 0) {
+        tsr_log(TSR_LOG_ERROR, S_LOG, "renderer sandbox: %s",
+                err[0] ? err : tsr_strerror(rc));
+        return rc;
+    }
+    tsr_log(cfg->sandbox == TSR_SANDBOX_NONE ? TSR_LOG_WARN : TSR_LOG_INFO, S_LOG,
+            "renderer sandbox: %s", tsr_sandbox_describe(w->sandbox));
+    return 0;
+}
+
 static int s_open(struct tsr_core *w)
 {
     char err[512] = "";
@@ -307,6 +336,8 @@ static int s_open(struct tsr_core *w)
         tsr_log(TSR_LOG_ERROR, S_LOG, "cannot create '%s'", w->tasks_dir);
         return TSR_EIO;
     }
+    if ((rc = s_open_sandbox(w)) != 0)
+        return rc;
     if ((rc = tsr_spool_open(path, &w->spool)) != 0) {
         tsr_log(TSR_LOG_ERROR, S_LOG, "cannot open spool '%s': %s", path,
                 tsr_strerror(rc));
@@ -460,6 +491,7 @@ int tsr_worker_run(const struct tsr_worker_config *cfg)
     tsr_agent_destroy(&w.agent);
     tsr_spool_destroy(&w.spool);
     tsr_cache_destroy(&w.cache);
+    tsr_sandbox_destroy(&w.sandbox);
     cJSON_Delete(w.gpus);
     cJSON_Delete(w.blender);
     cJSON_Delete(w.features);

@@ -31,6 +31,11 @@ struct tsr_worker_config {
     const char *curve_pub;       /* CURVE: our public key (Z85), or NULL: no keys */
     const char *curve_sec;       /* our secret key (Z85) */
     const char *curve_server;    /* the master's public key (Z85) */
+    const char *key_path;        /* the secret key's file, hidden from renderers; or NULL */
+    int sandbox;                 /* enum tsr_sandbox_mode (sandbox.h) */
+    const char *sandbox_user;    /* --sandbox-user, or NULL: nobody */
+    const char *const *sandbox_binds; /* --sandbox-bind folders */
+    int nsandbox_binds;          /* entries in sandbox_binds */
     int wake_fd;                 /* readable when a signal came in; -1 if none */
     volatile sig_atomic_t *stop; /* set (by a signal handler) to stop */
     volatile sig_atomic_t *drain; /* set (by SIGTERM) to finish what it has, take

@@ -27,7 +27,10 @@ starts=$(grep -c "job $job task 0 .* started" "$T/worker-good.log")
 [ "$starts" = 1 ] || fail "missing_asset should fail at once, but it ran $starts times"
 pass "missing texture: failed at once, class missing_asset, the file named"
 
-cat >"$T/crashy-blender" <<EOS
+# Not in $T itself: a renderer's own folder is shown to it, and $T holds
+# the workers' caches, which the sandbox refuses to show.
+mkdir -p "$T/bin"
+cat >"$T/bin/crashy-blender" <<EOS
 #!/bin/sh
 # Blender for the probe; a crash for every render (-a).
 case " \$* " in
@@ -35,8 +38,8 @@ case " \$* " in
 esac
 exec "$BLENDER" "\$@"
 EOS
-chmod +x "$T/crashy-blender"
-worker_start crashy local 1 --blender "$T/crashy-blender"
+chmod +x "$T/bin/crashy-blender"
+worker_start crashy local 1 --blender "$T/bin/crashy-blender"
 wait_for 40 "crashy worker registered" workers_live 2
 blender_scene "$T/shot" --frames 4
 out=$(tsr submit "$T/shot" --renderer blender --scene shot.blend --frames 1-4 --size 64x48 \

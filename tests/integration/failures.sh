@@ -8,8 +8,11 @@
 . "$(dirname "$0")/lib.sh"
 
 master_start --block-after 2 --quarantine-jobs 2
-worker_start good local 2
-worker_start bad local 2
+# The renderers call tsr-mkimg from the build and look for a flag file: both
+# folders are shown to them, read-only, with --sandbox-bind.
+mkdir -p "$T/flags"
+worker_start good local 2 --sandbox-bind "$TSR_BIN" --sandbox-bind "$T/flags"
+worker_start bad local 2 --sandbox-bind "$TSR_BIN" --sandbox-bind "$T/flags"
 wait_for 20 "two workers" workers_live 2
 mkdir -p "$T/scene" && echo x >"$T/scene/README"
 mk="$TSR_BIN/tsr-mkimg"
@@ -80,7 +83,7 @@ tsr workers release bad | grep -q "worker bad: idle" || fail "release did not wo
 pass "a worker failing across jobs is quarantined, shown, and released"
 
 # retry: a job that failed because a file was missing, retried once it is there.
-flag="$T/flag"
+flag="$T/flags/flag"
 j=$(jqr "$(tsr submit "$T/scene" --renderer command --outputs none --frames 1-3 \
            --max-attempts 1 --name needs-flag --command "test -f '$flag'" --json)" .id)
 set +e; tsr watch "$j" >/dev/null; set -e

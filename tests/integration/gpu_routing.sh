@@ -8,8 +8,12 @@
 
 master_start
 fake_gpus 2
-worker_start cpu1 local 1 --blender none
-PATH="$T/fakebin:$PATH" worker_start gpu1 local 1 --blender none --feature license:x
+# The renderers here write what they saw into $T/gpu.txt and $T/cpu.txt,
+# outside any sandbox: these workers run them unconfined (sandbox.sh tests
+# the sandbox).
+worker_start cpu1 local 1 --blender none --sandbox none
+PATH="$T/fakebin:$PATH" worker_start gpu1 local 1 --blender none --feature license:x \
+    --sandbox none
 wait_for 20 "two workers registered" workers_live 2
 w=$(tsr workers --json)
 [ "$(jqr "$w" '.[] | select(.name == "gpu1") | .gpu_slots')" = 2 ] || fail "gpu1: $w"

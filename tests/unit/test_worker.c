@@ -388,10 +388,13 @@ static void s_start_worker(struct fm *m, int slots)
             setenv("PATH", path, 1);
         }
         /* No Blender: these tests are about the worker, and a Blender
-         * found on PATH would cost each start its probe. */
+         * found on PATH would cost each start its probe. No sandbox: the
+         * renderers here leave pid files and what they saw in m->dir for
+         * the test to read (tests/integration/sandbox.sh tests the
+         * sandbox). */
         execl(g_worker, g_worker, "--master", m->endpoint, "--hub", "testhub", "--name",
               "w1", "--slots", slots_s, "--cache", m->cache, "--heartbeat-ms", hb,
-              "--liveness", lv, "--log-level", "debug", "--blender",
+              "--liveness", lv, "--log-level", "debug", "--sandbox", "none", "--blender",
               m->blender ? m->blender : "none", m->feature ? "--feature" : (char *)NULL,
               m->feature, (char *)NULL);
         _exit(127);
@@ -682,7 +685,8 @@ static void test_failures(void **state)
     s_task(m, 201, "echo about to fail; exit 3", NULL);
     s_task(m, 202, "kill -SEGV $$", NULL);
     cJSON *res = s_result(m, 201);
-    s_assert_failed(res, "exit", "renderer exited with status 3");
+    /* The error ends with the renderer's last line. */
+    s_assert_failed(res, "exit", "renderer exited with status 3: about to fail");
     assert_non_null(strstr(s_str(res, "log"), "about to fail"));
     cJSON_Delete(res);
     res = s_result(m, 202);
