@@ -40,8 +40,8 @@
 static const char *const s_system[] = {"/usr", "/etc", "/sys"};
 /* Top-level folders that are links into /usr on a merged-/usr system and
  * folders of their own on an older one. */
-static const char *const s_compat[] = {"/bin", "/sbin", "/lib", "/lib32", "/lib64",
-                                       "/libx32"};
+static const char *const s_compat[] = {"/bin",   "/sbin",  "/lib",
+                                       "/lib32", "/lib64", "/libx32"};
 
 struct tsr_sandbox {
     enum tsr_sandbox_mode mode; /* bwrap or none */
@@ -118,8 +118,8 @@ static void s_who(struct tsr_sandbox *sb, const char *name)
 }
 
 /* Resolves the --sandbox-bind folders; none may hold the cache. */
-static int s_binds(struct tsr_sandbox *sb, const struct tsr_sandbox_config *cfg, char *err,
-                   size_t errlen)
+static int s_binds(struct tsr_sandbox *sb, const struct tsr_sandbox_config *cfg,
+                   char *err, size_t errlen)
 {
     if (cfg->nbinds > TSR_SANDBOX_MAX_BINDS) {
         snprintf(err, errlen, "at most %d --sandbox-bind folders", TSR_SANDBOX_MAX_BINDS);
@@ -168,8 +168,9 @@ static int s_user(struct tsr_sandbox *sb, const char *name, char *err, size_t er
         return TSR_ENOTFOUND;
     }
     if (pw->pw_uid == 0 || pw->pw_gid == 0) {
-        snprintf(err, errlen, "--sandbox-user '%s' is root or in group root: renderers "
-                              "need an unprivileged user",
+        snprintf(err, errlen,
+                 "--sandbox-user '%s' is root or in group root: renderers "
+                 "need an unprivileged user",
                  name);
         return TSR_EINVAL;
     }
@@ -197,17 +198,19 @@ int tsr_sandbox_new(const struct tsr_sandbox_config *cfg, struct tsr_sandbox **o
         goto done;
     }
     if (tsr_adapter_which("bwrap", sb->bwrap, sizeof sb->bwrap) != 0) {
-        snprintf(err, errlen,
-                 "bubblewrap (bwrap) is not on PATH: install it (apt install bubblewrap), "
-                 "or run renderers unconfined with --sandbox none");
+        snprintf(
+            err, errlen,
+            "bubblewrap (bwrap) is not on PATH: install it (apt install bubblewrap), "
+            "or run renderers unconfined with --sandbox none");
         rc = TSR_ENOTFOUND;
         goto done;
     }
     sb->drop = geteuid() == 0;
     if (sb->drop) {
         if (tsr_adapter_which("setpriv", sb->setpriv, sizeof sb->setpriv) != 0) {
-            snprintf(err, errlen, "setpriv (util-linux) is not on PATH: a root worker "
-                                  "needs it to run renderers as '%s'",
+            snprintf(err, errlen,
+                     "setpriv (util-linux) is not on PATH: a root worker "
+                     "needs it to run renderers as '%s'",
                      name);
             rc = TSR_ENOTFOUND;
             goto done;
@@ -215,14 +218,15 @@ int tsr_sandbox_new(const struct tsr_sandbox_config *cfg, struct tsr_sandbox **o
         if ((rc = s_user(sb, name, err, errlen)) != 0)
             goto done;
     } else if (cfg->user) {
-        snprintf(err, errlen, "--sandbox-user needs a worker running as root; renderers "
-                              "already run as this worker's user");
+        snprintf(err, errlen,
+                 "--sandbox-user needs a worker running as root; renderers "
+                 "already run as this worker's user");
         rc = TSR_EINVAL;
         goto done;
     }
     if (!realpath(cfg->private_dir, sb->private_dir)) {
-        snprintf(err, errlen, "cannot resolve the cache folder '%s': %s", cfg->private_dir,
-                 strerror(errno));
+        snprintf(err, errlen, "cannot resolve the cache folder '%s': %s",
+                 cfg->private_dir, strerror(errno));
         rc = TSR_EIO;
         goto done;
     }
@@ -449,7 +453,7 @@ int tsr_sandbox_wrap(const struct tsr_sandbox *sb, const struct tsr_sandbox_task
     if (rc == 0 && strcmp(helper, prog) == 0)
         helper[0] = '\0';
     const char *targets[4 + TSR_SANDBOX_MAX_BINDS] = {prog, helper, t->scene_dir,
-                                                       t->task_dir};
+                                                      t->task_dir};
     int ntargets = 4;
     for (int i = 0; i < sb->nbinds && ntargets < 4 + TSR_SANDBOX_MAX_BINDS; i++)
         targets[ntargets++] = sb->binds[i];
@@ -525,7 +529,7 @@ int tsr_sandbox_own(const struct tsr_sandbox *sb, const char *task_dir)
     if (sb->mode == TSR_SANDBOX_NONE || !sb->drop)
         return 0;
     return chown(task_dir, sb->uid, sb->gid) == 0 && chmod(task_dir, 0700) == 0 ? 0
-                                                                                 : TSR_EIO;
+                                                                                : TSR_EIO;
 }
 
 int tsr_sandbox_status(const struct tsr_sandbox *sb, int status)
@@ -582,13 +586,14 @@ int tsr_sandbox_check(const struct tsr_sandbox *sb, const char *dir, char *err,
         rc = tsr_probe_run(cl.argv, envp, dir, S_CHECK_TIMEOUT_MS, NULL, NULL, &status,
                            &log, err, errlen);
     tsr_cmdline_clear(&cl);
-    if (rc == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
-                    !tsr_path_exists(probe))) {
+    if (rc == 0 &&
+        (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !tsr_path_exists(probe))) {
         char why[512];
         s_last_line(log ? log : "", why, sizeof why);
-        snprintf(err, errlen, "bubblewrap cannot run a renderer here (%s); it needs user "
-                              "and mount namespaces, or run renderers unconfined with "
-                              "--sandbox none",
+        snprintf(err, errlen,
+                 "bubblewrap cannot run a renderer here (%s); it needs user "
+                 "and mount namespaces, or run renderers unconfined with "
+                 "--sandbox none",
                  why[0] ? why : "no output");
         rc = TSR_EIO;
     }

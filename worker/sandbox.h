@@ -35,13 +35,13 @@ enum tsr_sandbox_mode {
 
 /* What the operator asked for; strings are borrowed for the call. */
 struct tsr_sandbox_config {
-    enum tsr_sandbox_mode mode;  /* bwrap (default) or none */
-    const char *user;            /* renderers' user when the worker is root; NULL: nobody */
-    const char *const *binds;    /* --sandbox-bind folders, shown read-only */
-    int nbinds;                  /* entries in binds */
-    const char *const *secrets;  /* files a renderer must never see (the key) */
-    int nsecrets;                /* entries in secrets */
-    const char *private_dir;     /* the worker's cache folder: never shown whole */
+    enum tsr_sandbox_mode mode; /* bwrap (default) or none */
+    const char *user;         /* renderers' user when the worker is root; NULL: nobody */
+    const char *const *binds; /* --sandbox-bind folders, shown read-only */
+    int nbinds;               /* entries in binds */
+    const char *const *secrets; /* files a renderer must never see (the key) */
+    int nsecrets;               /* entries in secrets */
+    const char *private_dir;    /* the worker's cache folder: never shown whole */
 };
 
 /* Where one task runs; paths are absolute and borrowed. */
