@@ -353,7 +353,8 @@ static void s_start(struct tsr_core *w, struct tsr_core_task *t)
         }
     }
     tsr_rm_rf(t->dir);
-    if (!t->dir[0] || tsr_mkdir_p(t->dir) != 0 || tsr_sandbox_own(w->sandbox, t->dir) != 0) {
+    if (!t->dir[0] || tsr_mkdir_p(t->dir) != 0 ||
+        tsr_sandbox_own(w->sandbox, t->dir) != 0) {
         snprintf(err, sizeof err, "cannot create task folder '%.400s'", t->dir);
         s_task_fail(w, t, "internal", err);
         return;
