@@ -510,18 +510,6 @@ static void s_succeed(struct tsr_core *w, struct tsr_core_task *t, int64_t rende
     free(names);
 }
 
-/* The last non-empty line of text, cut to fit buf. */
-static void s_last_line(const char *text, char *buf, size_t size)
-{
-    const char *end = text + strlen(text);
-    while (end > text && (end[-1] == '\n' || end[-1] == ' '))
-        end--;
-    const char *start = end;
-    while (start > text && start[-1] != '\n')
-        start--;
-    snprintf(buf, size, "%.*s", (int)(end - start), start);
-}
-
 /* The renderer of t was reaped with wait status st. */
 static void s_finish(struct tsr_core *w, struct tsr_core_task *t, int st)
 {
@@ -554,7 +542,7 @@ static void s_finish(struct tsr_core *w, struct tsr_core_task *t, int st)
     } else if (WIFEXITED(st) && WEXITSTATUS(st) != 0) {
         /* Its last words, where it had any, say more than the number. */
         char why[512];
-        s_last_line(log ? log : "", why, sizeof why);
+        tsr_child_last_line(log, why, sizeof why);
         cls = "exit";
         snprintf(err, sizeof err, "renderer exited with status %d%s%s", WEXITSTATUS(st),
                  why[0] ? ": " : "", why);
@@ -564,7 +552,7 @@ static void s_finish(struct tsr_core *w, struct tsr_core_task *t, int st)
         /* tessera-render's "the device is not there": a GPU task on a
          * build without CUDA, or a GPU the driver does not show. */
         char why[512];
-        s_last_line(log ? log : "", why, sizeof why);
+        tsr_child_last_line(log, why, sizeof why);
         cls = "missing_feature";
         snprintf(err, sizeof err, "tessera-render cannot render on this GPU: %s", why);
     }

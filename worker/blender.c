@@ -290,19 +290,6 @@ static void s_on_probe_line(void *ctx, const char *line)
         *found = tsr_blender_probe_line(line);
 }
 
-/* The last non-empty line of text, cut to fit buf. */
-static void s_last_line(const char *text, char *buf, size_t size)
-{
-    buf[0] = '\0';
-    const char *end = text + strlen(text);
-    while (end > text && (end[-1] == '\n' || end[-1] == ' '))
-        end--;
-    const char *start = end;
-    while (start > text && start[-1] != '\n')
-        start--;
-    snprintf(buf, size, "%.*s", (int)(end - start), start);
-}
-
 int tsr_blender_probe(const char *path, cJSON **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -325,7 +312,7 @@ int tsr_blender_probe(const char *path, cJSON **out, char *err, size_t errlen)
     if (rc == 0 && !found) {
         char last[256] = "";
         if (log)
-            s_last_line(log, last, sizeof last);
+            tsr_child_last_line(log, last, sizeof last);
         if (WIFSIGNALED(st))
             snprintf(err, errlen, "'%s' was killed by signal %d (last output: %s)", path,
                      WTERMSIG(st), last[0] ? last : "none");

@@ -101,6 +101,18 @@ int tsr_child_spawn(char *const argv[], char *const envp[], const char *cwd,
     return 0;
 }
 
+void tsr_child_last_line(const char *log, char *buf, size_t size)
+{
+    const char *text = log ? log : "";
+    const char *end = text + strlen(text);
+    while (end > text && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
+        end--;
+    const char *start = end;
+    while (start > text && start[-1] != '\n' && start[-1] != '\r')
+        start--;
+    snprintf(buf, size, "%.*s", (int)(end - start), start);
+}
+
 int tsr_child_fd(const struct tsr_child *c)
 {
     return c->fd;

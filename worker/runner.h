@@ -36,6 +36,11 @@ typedef void (*tsr_child_line_fn)(void *ctx, const char *line);
 int tsr_child_spawn(char *const argv[], char *const envp[], const char *cwd,
                     struct tsr_child **out, char *err, size_t errlen);
 
+/* Writes the last non-empty line of log (a tsr_child_log text; NULL reads
+ * as empty), without its line end and cut to fit, into buf: the renderer's
+ * last words, for an error message. */
+void tsr_child_last_line(const char *log, char *buf, size_t size);
+
 /* The read end of the output pipe to poll, or -1 once it was closed. */
 int tsr_child_fd(const struct tsr_child *c);
 

@@ -542,18 +542,6 @@ int tsr_sandbox_status(const struct tsr_sandbox *sb, int status)
     return status;
 }
 
-/* Keeps the last line of text (a log) in buf. */
-static void s_last_line(const char *text, char *buf, size_t size)
-{
-    const char *end = text + strlen(text);
-    while (end > text && (end[-1] == '\n' || end[-1] == '\r'))
-        end--;
-    const char *start = end;
-    while (start > text && start[-1] != '\n')
-        start--;
-    snprintf(buf, size, "%.*s", (int)(end - start), start);
-}
-
 int tsr_sandbox_check(const struct tsr_sandbox *sb, const char *dir, char *err,
                       size_t errlen)
 {
@@ -589,7 +577,7 @@ int tsr_sandbox_check(const struct tsr_sandbox *sb, const char *dir, char *err,
     if (rc == 0 &&
         (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !tsr_path_exists(probe))) {
         char why[512];
-        s_last_line(log ? log : "", why, sizeof why);
+        tsr_child_last_line(log, why, sizeof why);
         snprintf(err, errlen,
                  "bubblewrap cannot run a renderer here (%s); it needs user "
                  "and mount namespaces, or run renderers unconfined with "
