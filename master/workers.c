@@ -73,8 +73,8 @@ cJSON *worker_to_json(const struct master *m, const struct worker *w)
     cJSON_AddNumberToObject(o, "slots", w->slots);
     cJSON_AddNumberToObject(o, "gpu_slots", w->gpu_slots);
     cJSON_AddNumberToObject(o, "running", (double)w->nrunning);
-    const char *keys[] = {"cores", "memory_mb", "gpus", "renderers", "features", "blender",
-                          "version"};
+    const char *keys[] = {"cores",   "memory_mb", "gpus",   "renderers",
+                          "features", "blender",  "version", "sandbox"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         cJSON *v = w->caps ? cJSON_GetObjectItemCaseSensitive(w->caps, keys[i]) : NULL;
         if (v)
@@ -142,6 +142,9 @@ static void s_hello(struct master *m, struct tsr_msg *msg)
         rc = tsr_hdr_int(msg->hdr, "slots", 1, 1024, &slots, err, sizeof err);
     if (!rc)
         rc = tsr_hdr_int_opt(msg->hdr, "gpu_slots", 0, 64, &gpu_slots, err, sizeof err);
+    const char *sandbox = NULL;
+    if (!rc)
+        rc = tsr_hdr_str_opt(msg->hdr, "sandbox", 15, &sandbox, err, sizeof err);
     if (!rc && !name[0]) {
         rc = TSR_EPROTO;
         snprintf(err, sizeof err, "field 'name' is empty");

@@ -154,6 +154,7 @@ static cJSON *s_hello(void *ctx)
         cJSON_AddItemToObject(h, "blender", b);
     }
     cJSON_AddStringToObject(h, "version", TSR_WORKER_VERSION);
+    cJSON_AddStringToObject(h, "sandbox", tsr_sandbox_mode_name(w->sandbox));
     /* Attempts the master should keep alive for us: those in progress, and
      * those whose RESULT is about to be re-sent. */
     for (struct tsr_core_task *t = w->tasks; t; t = t->next)

@@ -34,7 +34,12 @@ grep -q "renderer sandbox: bubblewrap" "$T/worker-boxed.log" ||
     fail "the boxed worker does not say how renderers are confined"
 grep -q "renderer sandbox: none (--sandbox none)" "$T/worker-open.log" ||
     fail "the unconfined worker does not warn"
-pass "workers say how their renderers are confined"
+w=$(tsr workers --json)
+[ "$(jqr "$w" '.[] | select(.name == "boxed") | .sandbox')" = bwrap ] &&
+    [ "$(jqr "$w" '.[] | select(.name == "open") | .sandbox')" = none ] ||
+    fail "tessera workers --json does not show the sandboxes: $w"
+tsr workers | grep -q "^open .* none " || fail "the workers table does not show 'none': $(tsr workers)"
+pass "workers say how their renderers are confined, in their log and in tessera workers"
 
 # A TCP port on the host for the renderer to try.
 python3 -c 'import socket, sys, time

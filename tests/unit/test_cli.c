@@ -380,6 +380,7 @@ static void s_handle(struct tsr_msg *m)
         cJSON_AddNumberToObject(w, "done", 17);
         cJSON_AddNumberToObject(w, "failed", 1);
         cJSON_AddNumberToObject(w, "last_seen_s", 0.4);
+        cJSON_AddStringToObject(w, "sandbox", "none");
         cJSON_AddItemToArray(arr, w);
         s_reply(m, "WORKERS", h, rid, NULL, 0);
     } else if (strcmp(m->cmd, "GET") == 0) {
@@ -1009,10 +1010,10 @@ static void test_status_jobs_workers(void **state)
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out,
                            "NAME    HUB       STATE  SLOTS  RUNNING  DONE  FAILED  GPUS  "
-                           "LAST-SEEN\n"));
+                           "SANDBOX  LAST-SEEN\n"));
     assert_non_null(strstr(out,
                            "node-3  qingyang  busy   4      2        17    1       2     "
-                           "0.4s ago\n"));
+                           "none     0.4s ago\n"));
     free(out);
     free(err);
 

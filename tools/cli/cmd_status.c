@@ -256,9 +256,10 @@ static int s_jobs_cmd(const struct tsr_cli *cli, int argc, char **argv)
 
 static int s_print_workers(const cJSON *workers)
 {
-    static const char *const head[] = {"NAME", "HUB",    "STATE", "SLOTS",    "RUNNING",
-                                       "DONE", "FAILED", "GPUS",  "LAST-SEEN"};
-    struct tsr_table *t = tsr_table_new(9, head);
+    static const char *const head[] = {"NAME",   "HUB",  "STATE",   "SLOTS",
+                                       "RUNNING", "DONE", "FAILED", "GPUS",
+                                       "SANDBOX", "LAST-SEEN"};
+    struct tsr_table *t = tsr_table_new(10, head);
     if (!t)
         return tsr_cli_error(TSR_CLI_FAIL, "workers: out of memory");
     const cJSON *w;
@@ -282,6 +283,7 @@ static int s_print_workers(const cJSON *workers)
                              done,
                              failed,
                              gpus,
+                             tsr_json_str(w, "sandbox", "-"),
                              seen};
         if (tsr_table_add(t, row) != 0) {
             tsr_table_destroy(&t);
