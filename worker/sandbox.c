@@ -233,10 +233,12 @@ int tsr_sandbox_new(const struct tsr_sandbox_config *cfg, struct tsr_sandbox **o
     if ((rc = s_binds(sb, cfg, err, errlen)) != 0)
         goto done;
     /* What a renderer finds where a secret was: an empty file (a device
-     * such as /dev/null cannot be opened on bwrap's nodev binds). */
+     * such as /dev/null cannot be opened on bwrap's nodev binds), made anew
+     * at each start (the last one's is read-only to its owner too). */
     int fd = -1;
     if (tsr_fmt(sb->empty, sizeof sb->empty, "%s/" S_EMPTY_FILE, sb->private_dir) != 0 ||
-        (fd = open(sb->empty, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444)) < 0 ||
+        (unlink(sb->empty) != 0 && errno != ENOENT) ||
+        (fd = open(sb->empty, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444)) < 0 ||
         fchmod(fd, 0444) != 0) {
         snprintf(err, errlen, "cannot create '%s': %s", sb->empty, strerror(errno));
         if (fd >= 0)
