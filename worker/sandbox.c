@@ -382,8 +382,6 @@ static int s_program_dir(const struct tsr_sandbox *sb, const char *path, char *d
 static void s_parents(const struct tsr_sandbox *sb, struct s_args *a,
                       const char *const *targets, int n)
 {
-    char made[32][PATH_MAX];
-    int nmade = 0;
     for (int i = 0; i < n; i++) {
         if (!targets[i][0] || s_system_path(targets[i]))
             continue;
@@ -392,15 +390,15 @@ static void s_parents(const struct tsr_sandbox *sb, struct s_args *a,
         for (char *slash = strchr(p + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
             *slash = '\0';
             int seen = strcmp(p, "/tmp") == 0 || s_shown(sb, p);
-            for (int k = 0; !seen && k < nmade; k++)
-                seen = strcmp(made[k], p) == 0;
+            /* Made already for an earlier target under the same folder. */
+            for (int k = 0; !seen && k < i; k++)
+                seen =
+                    targets[k][0] && !s_system_path(targets[k]) && s_under(targets[k], p);
             if (!seen) {
                 s_add(a, "--perms");
                 s_add(a, "0755");
                 s_add(a, "--dir");
                 s_add(a, p);
-                if (nmade < 32)
-                    snprintf(made[nmade++], PATH_MAX, "%s", p);
             }
             *slash = '/';
         }

@@ -132,6 +132,19 @@ static void test_command_line(void **state)
     assert_true(s_find(a, "--bind", f->task, f->task) > 0);
     assert_true(s_find(a, "--chdir", f->task, NULL) > 0);
     assert_true(s_find(a, "--ro-bind", f->keys, f->keys) > 0);
+    /* The folders above them are made once each, open to the renderer's
+     * user, before any bind. */
+    char parent[1200];
+    snprintf(parent, sizeof parent, "%s/cache/scenes", f->root);
+    int d = s_find(a, "--dir", parent, NULL);
+    assert_true(d > 0 && strcmp(a[d - 1], "0755") == 0 &&
+                strcmp(a[d - 2], "--perms") == 0);
+    assert_true(d < s_find(a, "--ro-bind", f->scene, f->scene));
+    int ncache = 0;
+    for (int i = 0; a[i]; i++)
+        ncache +=
+            strcmp(a[i], "--dir") == 0 && a[i + 1] && strcmp(a[i + 1], f->cache) == 0;
+    assert_int_equal(ncache, 1);
     /* Never the cache as a whole. */
     assert_int_equal(s_find(a, "--ro-bind", f->cache, NULL), -1);
     assert_int_equal(s_find(a, "--bind", f->cache, NULL), -1);
