@@ -142,7 +142,7 @@ static void s_hello(struct master *m, struct tsr_msg *msg)
         rc = tsr_hdr_int(msg->hdr, "slots", 1, 1024, &slots, err, sizeof err);
     if (!rc)
         rc = tsr_hdr_int_opt(msg->hdr, "gpu_slots", 0, 64, &gpu_slots, err, sizeof err);
-    const char *sandbox = NULL;
+    const char *sandbox = NULL; /* checked here; shown from caps */
     if (!rc)
         rc = tsr_hdr_str_opt(msg->hdr, "sandbox", 15, &sandbox, err, sizeof err);
     if (!rc && !name[0]) {

@@ -58,8 +58,9 @@ struct tsr_sandbox;
  * that no shown folder (the system's, --sandbox-bind's) holds the cache.
  * *out is the caller's (tsr_sandbox_destroy). Returns 0, TSR_ENOTFOUND
  * (bwrap, setpriv or the user is missing), TSR_EINVAL (a folder would show
- * the cache, or a user was named to a worker that is not root), TSR_ENOMEM;
- * err says why and what to do.
+ * the cache, or a user was named to a worker that is not root), TSR_EIO
+ * (the cache folder cannot be resolved, or the empty file that covers
+ * secrets cannot be made in it), TSR_ENOMEM; err says why and what to do.
  */
 int tsr_sandbox_new(const struct tsr_sandbox_config *cfg, struct tsr_sandbox **out,
                     char *err, size_t errlen);
