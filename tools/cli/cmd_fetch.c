@@ -397,6 +397,32 @@ static void s_missing_list(const struct s_fetch *f, char *buf, size_t size)
     }
 }
 
+/*
+ * The output folder, checked once before anything is asked or downloaded:
+ * it is made if missing, must be a folder, and must take a new file (a
+ * read-only mount, or one that is not ours, fails here with its reason,
+ * not at every frame). Returns 0 or TSR_CLI_FAIL (reported).
+ */
+static int s_check_dir(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: -o '%s' is not a folder", dir);
+    if (tsr_mkdir_p(dir) != 0)
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot make the folder '%s': %s", dir,
+                             strerror(errno));
+    char probe[4096];
+    if (tsr_fmt(probe, sizeof probe, "%s/.tessera-fetch-XXXXXX", dir) != 0)
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: '%s': path too long", dir);
+    int fd = mkstemp(probe);
+    if (fd < 0)
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot write in '%s': %s", dir,
+                             strerror(errno));
+    close(fd);
+    unlink(probe);
+    return 0;
+}
+
 static int s_run(const struct tsr_cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -432,6 +458,8 @@ static int s_run(const struct tsr_cli *cli, int argc, char **argv)
                              "fetch: missing -o DIR (where the frames go)");
     int code = tsr_cli_parse_job("fetch", argv[optind], &f.id);
     if (code != 0)
+        return code;
+    if ((code = s_check_dir(f.dir)) != 0)
         return code;
 
     if ((code = tsr_cli_connect(cli, "fetch", &f.client)) != 0)
