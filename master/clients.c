@@ -325,8 +325,10 @@ static void s_worker_action(struct master *m, struct tsr_msg *msg, int64_t rid)
         char wname[MASTER_NAME_MAX + 1];
         snprintf(wname, sizeof wname, "%s", w->name);
         if (worker_forget(m, w) != 0) {
-            snprintf(err, sizeof err, "worker '%s' is live; stop it first (SIGTERM), then "
-                     "forget it", wname);
+            snprintf(err, sizeof err,
+                     "worker '%s' is live; stop it first (SIGTERM), then "
+                     "forget it",
+                     wname);
             master_send_error(m, m->clients, msg->peer, msg->peer_len, "WORKER", rid,
                               TSR_ESTATE, err);
             return;
@@ -354,7 +356,8 @@ static void s_worker_action(struct master *m, struct tsr_msg *msg, int64_t rid)
             memset(w->recent_jobs, 0, sizeof w->recent_jobs);
         } else {
             rc = TSR_EINVAL;
-            snprintf(err, sizeof err, "unknown action '%s' (drain, undrain, release, forget)", action);
+            snprintf(err, sizeof err,
+                     "unknown action '%s' (drain, undrain, release, forget)", action);
         }
     }
     if (rc) {

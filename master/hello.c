@@ -52,12 +52,13 @@ static int s_strings(const cJSON *hdr, cJSON *caps, const char *field, int max_n
     cJSON_ArrayForEach(v, a)
     {
         if (!cJSON_IsString(v) || !v->valuestring[0] || !s_printable(v->valuestring)) {
-            snprintf(err, errlen, "field '%s' must list non-empty printable strings", field);
+            snprintf(err, errlen, "field '%s' must list non-empty printable strings",
+                     field);
             return TSR_EPROTO;
         }
         if (strlen(v->valuestring) > max_len)
-            return s_err(err, errlen, "an entry of field '%s' is longer than %d bytes", field,
-                         (int)max_len);
+            return s_err(err, errlen, "an entry of field '%s' is longer than %d bytes",
+                         field, (int)max_len);
         cJSON_AddItemToArray(out, cJSON_CreateString(v->valuestring));
     }
     return 0;
@@ -94,8 +95,10 @@ static int s_objects(const cJSON *from, cJSON *to, const char *field, int max_n,
             char ferr[128];
             if (tsr_hdr_str_opt(v, *k, max_len, &s, ferr, sizeof ferr) != 0 ||
                 (s && !s_printable(s))) {
-                snprintf(err, errlen, "field '%s': entries' '%s' must be printable strings "
-                         "of at most %d bytes", field, *k, (int)max_len);
+                snprintf(err, errlen,
+                         "field '%s': entries' '%s' must be printable strings "
+                         "of at most %d bytes",
+                         field, *k, (int)max_len);
                 return TSR_ELIMIT;
             }
             if (s)
@@ -104,8 +107,10 @@ static int s_objects(const cJSON *from, cJSON *to, const char *field, int max_n,
         for (const char *const *k = nkeys; k && *k; k++) {
             int64_t n = -1;
             if (tsr_hdr_int_opt(v, *k, 0, INT64_C(1) << 40, &n, NULL, 0) != 0) {
-                snprintf(err, errlen, "field '%s': entries' '%s' must be a number in "
-                         "0..2^40", field, *k);
+                snprintf(err, errlen,
+                         "field '%s': entries' '%s' must be a number in "
+                         "0..2^40",
+                         field, *k);
                 return TSR_EPROTO;
             }
             if (n >= 0)
@@ -130,11 +135,13 @@ int hello_check(const cJSON *hdr, struct hello *out, char *err, size_t errlen)
     if (!rc)
         rc = tsr_hdr_int(hdr, "slots", 1, HELLO_MAX_SLOTS, &slots, err, errlen);
     if (!rc)
-        rc = tsr_hdr_int_opt(hdr, "gpu_slots", 0, HELLO_MAX_GPUS, &gpu_slots, err, errlen);
+        rc =
+            tsr_hdr_int_opt(hdr, "gpu_slots", 0, HELLO_MAX_GPUS, &gpu_slots, err, errlen);
     if (!rc)
         rc = tsr_hdr_int_opt(hdr, "cores", 0, 1 << 20, &cores, err, errlen);
     if (!rc)
-        rc = tsr_hdr_int_opt(hdr, "memory_mb", 0, INT64_C(1) << 40, &memory_mb, err, errlen);
+        rc = tsr_hdr_int_opt(hdr, "memory_mb", 0, INT64_C(1) << 40, &memory_mb, err,
+                             errlen);
     if (!rc)
         rc = tsr_hdr_str_opt(hdr, "sandbox", 15, &sandbox, err, errlen);
     if (!rc)
@@ -144,8 +151,9 @@ int hello_check(const cJSON *hdr, struct hello *out, char *err, size_t errlen)
     const char *strs[] = {out->name, out->hub, out->instance, sandbox, version};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         if (strs[i] && !s_printable(strs[i])) {
-            snprintf(err, errlen, "fields 'name', 'hub', 'instance', 'sandbox' and "
-                                  "'version' must be printable");
+            snprintf(err, errlen,
+                     "fields 'name', 'hub', 'instance', 'sandbox' and "
+                     "'version' must be printable");
             return TSR_EPROTO;
         }
     }
@@ -164,7 +172,8 @@ int hello_check(const cJSON *hdr, struct hello *out, char *err, size_t errlen)
     const cJSON *a;
     cJSON_ArrayForEach(a, running)
     {
-        if (!cJSON_IsNumber(a) || a->valuedouble < 1 || a->valuedouble > 9007199254740992.0 ||
+        if (!cJSON_IsNumber(a) || a->valuedouble < 1 ||
+            a->valuedouble > 9007199254740992.0 ||
             a->valuedouble != (double)(uint64_t)a->valuedouble) {
             snprintf(err, errlen, "field 'running' must be an array of attempt ids");
             return TSR_EPROTO;
@@ -193,12 +202,13 @@ int hello_check(const cJSON *hdr, struct hello *out, char *err, size_t errlen)
         cJSON_AddStringToObject(caps, "sandbox", sandbox);
     if (version)
         cJSON_AddStringToObject(caps, "version", version);
-    static const char *const gpu_s[] = {"name", NULL}, *const gpu_n[] = {"memory_mb", NULL};
+    static const char *const gpu_s[] = {"name", NULL}, *const gpu_n[] = {"memory_mb",
+                                                                         NULL};
     static const char *const dev_s[] = {"type", "name", NULL};
     rc = s_strings(hdr, caps, "renderers", HELLO_MAX_RENDERERS, 15, err, errlen);
     if (!rc)
-        rc = s_strings(hdr, caps, "features", HELLO_MAX_FEATURES, HELLO_MAX_FEATURE_LEN, err,
-                       errlen);
+        rc = s_strings(hdr, caps, "features", HELLO_MAX_FEATURES, HELLO_MAX_FEATURE_LEN,
+                       err, errlen);
     if (!rc)
         rc = s_objects(hdr, caps, "gpus", HELLO_MAX_GPUS, gpu_s, 127, gpu_n, err, errlen);
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(hdr, "blender");
@@ -214,10 +224,11 @@ int hello_check(const cJSON *hdr, struct hello *out, char *err, size_t errlen)
         if (!rc && bver)
             cJSON_AddStringToObject(ob, "version", bver);
         if (!rc)
-            rc = s_objects(b, ob, "devices", HELLO_MAX_GPUS, dev_s, 127, NULL, err, errlen);
-        if (!rc)
-            rc = s_strings(b, ob, "features", HELLO_MAX_FEATURES, HELLO_MAX_FEATURE_LEN, err,
+            rc = s_objects(b, ob, "devices", HELLO_MAX_GPUS, dev_s, 127, NULL, err,
                            errlen);
+        if (!rc)
+            rc = s_strings(b, ob, "features", HELLO_MAX_FEATURES, HELLO_MAX_FEATURE_LEN,
+                           err, errlen);
     }
     if (rc) {
         cJSON_Delete(caps);

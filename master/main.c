@@ -177,9 +177,10 @@ static int s_lock_data(const char *dir)
         pid[n > 0 ? n : 0] = '\0';
         pid[strcspn(pid, "\n")] = '\0';
         if (e == EWOULDBLOCK)
-            fprintf(stderr, "tessera-master: the data folder '%s' is in use by another "
-                            "master (pid %s); stop it first, or give this one its own "
-                            "--data\n", dir, pid[0] ? pid : "unknown");
+            fprintf(stderr,
+                    "tessera-master: the data folder '%s' is in use by another master "
+                    "(pid %s); stop it first, or give this one its own --data\n",
+                    dir, pid[0] ? pid : "unknown");
         else
             fprintf(stderr, "tessera-master: cannot lock '%s': %s\n", path, strerror(e));
         close(fd);

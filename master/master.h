@@ -171,24 +171,24 @@ struct job {
 };
 
 /* Bounds of HELLO (hello.c, doc/security.md "Limits"). */
-#define HELLO_MAX_INSTANCE 64     /* bytes of the instance id */
-#define HELLO_MAX_SLOTS 1024      /* announced CPU slots (then bounded, below) */
-#define HELLO_MAX_GPUS 64         /* GPU slots, gpus[] and blender devices[] */
-#define HELLO_MAX_RENDERERS 16    /* entries of renderers[] */
-#define HELLO_MAX_FEATURES 64     /* entries of features[] */
-#define HELLO_MAX_FEATURE_LEN 63  /* bytes of one feature */
-#define HELLO_MAX_RUNNING 4096    /* attempt ids in running[] */
+#define HELLO_MAX_INSTANCE 64    /* bytes of the instance id */
+#define HELLO_MAX_SLOTS 1024     /* announced CPU slots (then bounded, below) */
+#define HELLO_MAX_GPUS 64        /* GPU slots, gpus[] and blender devices[] */
+#define HELLO_MAX_RENDERERS 16   /* entries of renderers[] */
+#define HELLO_MAX_FEATURES 64    /* entries of features[] */
+#define HELLO_MAX_FEATURE_LEN 63 /* bytes of one feature */
+#define HELLO_MAX_RUNNING 4096   /* attempt ids in running[] */
 
 /* A checked HELLO. Strings and running are borrowed from the message. */
 struct hello {
-    const char *name;       /* worker name */
-    const char *hub;        /* hub, "local" when absent */
-    const char *instance;   /* per-process id, or NULL */
-    int slots;              /* announced CPU slots, 1..HELLO_MAX_SLOTS */
-    int gpu_slots;          /* announced GPU slots */
-    int cores;              /* announced online CPUs, -1 when absent */
-    const cJSON *running;   /* attempt ids it still holds (array), or NULL */
-    cJSON *caps;            /* the known fields, checked (owned by the caller) */
+    const char *name;     /* worker name */
+    const char *hub;      /* hub, "local" when absent */
+    const char *instance; /* per-process id, or NULL */
+    int slots;            /* announced CPU slots, 1..HELLO_MAX_SLOTS */
+    int gpu_slots;        /* announced GPU slots */
+    int cores;            /* announced online CPUs, -1 when absent */
+    const cJSON *running; /* attempt ids it still holds (array), or NULL */
+    cJSON *caps;          /* the known fields, checked (owned by the caller) */
 };
 
 /* Checks a HELLO header; on success *out holds the checked fields and the

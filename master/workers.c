@@ -107,8 +107,10 @@ void workers_adopt_stored(struct master *m)
         }
     }
     if (adopted)
-        tsr_log(TSR_LOG_INFO, "workers", "%zu attempts were running at the last stop; "
-                "their workers may claim them", adopted);
+        tsr_log(TSR_LOG_INFO, "workers",
+                "%zu attempts were running at the last stop; "
+                "their workers may claim them",
+                adopted);
 }
 
 /* Attempts w holds that still run on it (RUNNING, not being verified), of
@@ -131,11 +133,12 @@ cJSON *worker_to_json(const struct master *m, const struct worker *w)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", w->name);
     cJSON_AddStringToObject(o, "hub", w->hub);
-    const char *state = !w->live             ? (w->stopped ? "stopped" : "lost")
-                        : w->quarantined     ? "quarantined"
-                        : w->draining || w->leaving ? (w->nrunning ? "draining" : "drained")
-                        : w->nrunning        ? "busy"
-                                             : "idle";
+    const char *state = !w->live         ? (w->stopped ? "stopped" : "lost")
+                        : w->quarantined ? "quarantined"
+                        : w->draining || w->leaving
+                            ? (w->nrunning ? "draining" : "drained")
+                        : w->nrunning ? "busy"
+                                      : "idle";
     cJSON_AddStringToObject(o, "state", state);
     if (w->quarantined)
         cJSON_AddStringToObject(o, "quarantine_reason", w->quarantine_why);
@@ -209,12 +212,13 @@ static void s_refuse_name(struct master *m, struct tsr_msg *msg, struct worker *
                           int64_t left_ms)
 {
     char why[400];
-    snprintf(why, sizeof why,
-             "the name '%s' is held by another live worker (hub %s%s%s, last heard %lld ms "
-             "ago); each worker needs its own --name (a cloned host keeps its host name). "
-             "A restarted worker gets the name back when the old one's lease ends",
-             w->name, w->hub, w->key[0] ? ", key " : "", w->key,
-             (long long)(tsr_now_ms() - w->last_recv_ms));
+    snprintf(
+        why, sizeof why,
+        "the name '%s' is held by another live worker (hub %s%s%s, last heard %lld ms "
+        "ago); each worker needs its own --name (a cloned host keeps its host name). "
+        "A restarted worker gets the name back when the old one's lease ends",
+        w->name, w->hub, w->key[0] ? ", key " : "", w->key,
+        (long long)(tsr_now_ms() - w->last_recv_ms));
     int64_t now = tsr_now_ms();
     if (!w->refused_log_ms || now - w->refused_log_ms > 60 * 1000) {
         w->refused_log_ms = now;
@@ -244,11 +248,12 @@ static void s_grant_slots(struct master *m, struct worker *w, const struct hello
     if (gpus && cJSON_GetArraySize(gpus) < gcap)
         gcap = cJSON_GetArraySize(gpus);
     if (cap < h->slots || gcap < h->gpu_slots)
-        tsr_log(TSR_LOG_WARN, "workers", "worker '%s' announced %d slots and %d GPU slots; "
+        tsr_log(TSR_LOG_WARN, "workers",
+                "worker '%s' announced %d slots and %d GPU slots; "
                 "granted %d and %d (--max-slots %d, --slots-per-core %d of %d cores, "
-                "%d GPUs listed)", h->name, h->slots, h->gpu_slots, cap, gcap,
-                m->cfg.max_slots, m->cfg.slots_per_core, h->cores,
-                gpus ? cJSON_GetArraySize(gpus) : 0);
+                "%d GPUs listed)",
+                h->name, h->slots, h->gpu_slots, cap, gcap, m->cfg.max_slots,
+                m->cfg.slots_per_core, h->cores, gpus ? cJSON_GetArraySize(gpus) : 0);
     w->announced_slots = h->slots;
     w->slots = cap;
     w->gpu_slots = gcap;
@@ -340,8 +345,10 @@ static void s_hello(struct master *m, struct tsr_msg *msg)
     store_event(m, "worker_joined", 0, ev);
     cJSON_Delete(ev);
     if (claimed)
-        tsr_log(TSR_LOG_INFO, "workers", "worker '%s' (hub %s, %d slots) registered; "
-                "it still runs %zu attempt(s), kept", w->name, w->hub, w->slots, claimed);
+        tsr_log(TSR_LOG_INFO, "workers",
+                "worker '%s' (hub %s, %d slots) registered; "
+                "it still runs %zu attempt(s), kept",
+                w->name, w->hub, w->slots, claimed);
     else
         tsr_log(TSR_LOG_INFO, "workers", "worker '%s' (hub %s, %d slots) registered",
                 w->name, w->hub, w->slots);
@@ -498,7 +505,8 @@ static void s_ready(struct master *m, struct worker *w, int credit, int gpu_cred
     w->gpu_credit = gwant < gcap ? gwant : gcap > 0 ? gcap : 0;
     if ((want > w->credit || gwant > w->gpu_credit) && !w->greedy_logged) {
         w->greedy_logged = 1;
-        tsr_log(TSR_LOG_WARN, "workers", "worker '%s' asks for more tasks than its %d slots "
+        tsr_log(TSR_LOG_WARN, "workers",
+                "worker '%s' asks for more tasks than its %d slots "
                 "(+1 ahead) and %d GPU slots hold; the excess is ignored (logged once)",
                 w->name, w->slots, w->gpu_slots);
     }

@@ -215,8 +215,10 @@ static void s_refused(struct tsr_agent *a, const struct tsr_msg *m)
     tsr_hdr_int_opt(m->hdr, "retry_ms", 0, 3600 * 1000, &retry, NULL, 0);
     if (retry < TSR_AGENT_BACKOFF_MIN_MS)
         retry = TSR_AGENT_BACKOFF_MIN_MS;
-    tsr_log(TSR_LOG_ERROR, S_LOG, "the master refused to register this worker: %s; "
-            "trying again in %lld ms", message, (long long)retry);
+    tsr_log(TSR_LOG_ERROR, S_LOG,
+            "the master refused to register this worker: %s; "
+            "trying again in %lld ms",
+            message, (long long)retry);
     s_close(a);
     a->reconnect_at_ms = tsr_now_ms() + retry;
 }

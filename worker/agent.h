@@ -9,9 +9,9 @@
  * RECONNECT from the master ("I do not know you") re-sends HELLO on the same
  * socket; an ERROR answering HELLO (the name is held by another live
  * worker, or a field is past a bound) is logged and HELLO is tried again on
- * a new socket after the master's retry_ms. Everything else that arrives, checked for framing, goes to the
- * owner's message callback; the agent never blocks and owns no timers but
- * its own, which tsr_agent_tick drives.
+ * a new socket after the master's retry_ms. Everything else that arrives, checked for
+ * framing, goes to the owner's message callback; the agent never blocks and owns no
+ * timers but its own, which tsr_agent_tick drives.
  */
 #ifndef TESSERA_WORKER_AGENT_H
 #define TESSERA_WORKER_AGENT_H

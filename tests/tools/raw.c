@@ -168,12 +168,13 @@ static void s_abuse(void *s, int round)
 }
 
 /* The greedy worker (see the top). Returns 0, or 3 when never welcomed. */
-static int s_greedy(void *ctx, const struct s_opts *o, const char *name, int slots, int cores,
-                    int every_ms, int seconds)
+static int s_greedy(void *ctx, const struct s_opts *o, const char *name, int slots,
+                    int cores, int every_ms, int seconds)
 {
     void *s = s_connect(ctx, o);
     char hello[512], ready[64];
-    snprintf(hello, sizeof hello, "{\"name\":\"%s\",\"hub\":\"greedy\",\"slots\":%d,"
+    snprintf(hello, sizeof hello,
+             "{\"name\":\"%s\",\"hub\":\"greedy\",\"slots\":%d,"
              "\"cores\":%d,\"renderers\":[\"builtin\",\"command\"],\"running\":[]}",
              name, slots, cores);
     snprintf(ready, sizeof ready, "{\"credit\":%d}", slots > 1024 ? 1024 : slots);
@@ -284,8 +285,10 @@ int main(int argc, char **argv)
         }
     }
     if (argc - i < 2) {
-        fprintf(stderr, "usage: tsr-raw [--key F --master-key F] [--timeout MS] ENDPOINT "
-                        "send CMD JSON|@FILE | abuse N | greedy NAME SLOTS CORES EVERY_MS SECONDS\n");
+        fprintf(
+            stderr,
+            "usage: tsr-raw [--key F --master-key F] [--timeout MS] ENDPOINT "
+            "send CMD JSON|@FILE | abuse N | greedy NAME SLOTS CORES EVERY_MS SECONDS\n");
         return 2;
     }
     o.endpoint = argv[i];

@@ -317,7 +317,8 @@ static int s_workers(const struct tsr_cli *cli, int argc, char **argv)
     code = a.json ? tsr_cli_print_json(workers) : s_print_workers(workers);
     cJSON_Delete(workers);
     if (!a.json && left_out > 0)
-        printf("(%.0f more workers not listed: the reply would be too large)\n", left_out);
+        printf("(%.0f more workers not listed: the reply would be too large)\n",
+               left_out);
     return code;
 }
 
@@ -341,12 +342,13 @@ const struct tsr_cli_cmd tsr_cmd_workers = {
     .name = "workers",
     .usage = "[--json]",
     .summary = "list workers: NAME HUB STATE SLOTS RUNNING DONE FAILED GPUS LAST-SEEN",
-    .help = "  --json   print the master's workers array as JSON\n"
-            "\n"
-            "  tessera workers drain NAME     finish its tasks, take no more\n"
-            "  tessera workers undrain NAME   take work again\n"
-            "  tessera workers release NAME   end a quarantine\n"
-            "  tessera workers forget NAME    remove a worker that is gone (stopped or\n"
-            "                                 lost) from the list and the master's state\n",
+    .help =
+        "  --json   print the master's workers array as JSON\n"
+        "\n"
+        "  tessera workers drain NAME     finish its tasks, take no more\n"
+        "  tessera workers undrain NAME   take work again\n"
+        "  tessera workers release NAME   end a quarantine\n"
+        "  tessera workers forget NAME    remove a worker that is gone (stopped or\n"
+        "                                 lost) from the list and the master's state\n",
     .run = s_workers,
 };
