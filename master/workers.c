@@ -281,12 +281,22 @@ static void s_hello(struct master *m, struct tsr_msg *msg)
     }
     struct worker *w = worker_by_name(m, h.name);
     /* A live holder of the name keeps it against anyone but itself: the same
-     * connection, or the same process on a new connection (its instance id,
-     * and its key when keys are in use). Past its lease the name is free. */
+     * connection, or the holder on a new connection: the same process (its
+     * instance id), or the same worker restarted with its spool (it names
+     * attempts of the holder, fencing tokens only the holder was given) —
+     * and with keys, the same key. Past its lease the name is free. */
     int64_t now = tsr_now_ms();
     int64_t lease = (int64_t)m->cfg.heartbeat_ms * m->cfg.liveness;
     if (w && w->live && w->peer_len && now - w->last_recv_ms <= lease && other != w) {
-        int same = h.instance && w->instance[0] && strcmp(h.instance, w->instance) == 0 &&
+        int holds = cJSON_GetArraySize(h.running) > 0;
+        const cJSON *a;
+        cJSON_ArrayForEach(a, h.running)
+        {
+            if (!s_run(w, (uint64_t)a->valuedouble))
+                holds = 0;
+        }
+        int same = ((h.instance && w->instance[0] && strcmp(h.instance, w->instance) == 0) ||
+                    holds) &&
                    strcmp(msg->key, w->key) == 0;
         if (!same) {
             s_refuse_name(m, msg, w, lease - (now - w->last_recv_ms));

@@ -35,6 +35,26 @@ job=$(jqr "$(tsr submit "$T/scene" --renderer command --outputs none --frames 1-
 tsr watch "$job" >/dev/null || fail "the job did not complete: $(tsr status "$job" --json)"
 pass "work goes on beside the clone"
 
+# The holder restarted with its spool proves itself at once: it names
+# attempts only the holder was given. A raw peer "pw" holds two attempts;
+# a HELLO as "pw" naming none is refused, one naming one of them is let in.
+slow=$(jqr "$(tsr submit "$T/scene" --renderer command --outputs none --frames 1-4 \
+               --name slow --command "sleep 30" --json)" .id)
+"$TSR_BIN/tsr-raw" "$WORKER_EP" greedy pw 1 2 100 8 >"$T/pw.out" &
+PIDS+=("$!")
+held() { [ "$(tsr events --job "$slow" --json | jq '[.[] | select(.kind == "task_dispatched" and .worker == "pw")] | length')" -ge 2 ]; }
+wait_for 20 "pw holds two attempts" held
+att=$(tsr events --job "$slow" --json |
+    jq '[.[] | select(.kind == "task_dispatched" and .worker == "pw") | .attempt][0]')
+reply=$("$TSR_BIN/tsr-raw" "$WORKER_EP" send HELLO '{"name":"pw","slots":1,"running":[]}')
+echo "$reply" | grep -q "^ERROR.*held by another live worker" || fail "no proof, let in: $reply"
+reply=$("$TSR_BIN/tsr-raw" "$WORKER_EP" send HELLO "{\"name\":\"pw\",\"slots\":1,\"running\":[$att]}")
+echo "$reply" | grep -q "^WELCOME" || fail "the holder's restart naming attempt $att: $reply"
+grep -q "worker 'pw' (hub local, 1 slots) registered; it still runs 1 attempt(s), kept" \
+    "$T/master.log" || fail "the named attempt was not kept"
+tsr cancel "$slow" >/dev/null
+pass "a restart naming the holder's attempts takes the name at once; one naming none waits"
+
 kill -9 "$first"
 wait "$first" 2>/dev/null || true
 clone_in() { grep -q "registered with master" "$T/worker-clone.log"; }
