@@ -599,8 +599,16 @@ static int s_worker_record(struct master *m, const MDB_val *k, const MDB_val *v)
     w->stopped = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "stopped"));
     snprintf(w->quarantine_why, sizeof w->quarantine_why, "%s",
              s_jstr(o, "quarantine_why"));
+    /* Checked again as HELLO is: a record written before HELLO had bounds
+     * may hold anything, and every WORKERS reply shows it. */
     cJSON *caps = cJSON_GetObjectItemCaseSensitive(o, "caps");
-    w->caps = caps ? cJSON_Duplicate(caps, 1) : NULL;
+    struct hello h;
+    char err[256];
+    if (caps && hello_check(caps, &h, err, sizeof err) == 0)
+        w->caps = h.caps;
+    else if (caps)
+        tsr_log(TSR_LOG_WARN, "store", "worker '%s': stored capabilities dropped: %s",
+                w->name, err);
     cJSON_Delete(o);
     if (m->nworkers == m->capworkers) {
         m->capworkers = m->capworkers ? m->capworkers * 2 : 16;
