@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define WORKERS_REPLY_MAX (192 * 1024) /* bytes of workers in one WORKERS reply */
+
 static void s_reply(struct master *m, struct tsr_msg *msg, const char *cmd, int64_t rid,
                     cJSON *h)
 {
@@ -120,8 +122,18 @@ void clients_on_message(struct master *m, struct tsr_msg *msg)
     } else if (strcmp(c, "WORKERS") == 0) {
         cJSON *h = cJSON_CreateObject();
         cJSON *arr = cJSON_AddArrayToObject(h, "workers");
-        for (size_t i = 0; i < m->nworkers && i < 1000; i++)
-            cJSON_AddItemToArray(arr, worker_to_json(m, m->workers[i]));
+        /* Each worker's entry is bounded (hello.c); the reply as a whole
+         * stays well under the header limit, and says how many it left out. */
+        size_t bytes = 0, i = 0;
+        for (; i < m->nworkers && bytes < WORKERS_REPLY_MAX; i++) {
+            cJSON *o = worker_to_json(m, m->workers[i]);
+            char *text = cJSON_PrintUnformatted(o);
+            bytes += text ? strlen(text) : 0;
+            free(text);
+            cJSON_AddItemToArray(arr, o);
+        }
+        if (i < m->nworkers)
+            cJSON_AddNumberToObject(h, "left_out", (double)(m->nworkers - i));
         s_reply(m, msg, "WORKERS", rid, h);
     } else if (strcmp(c, "CANCEL") == 0) {
         struct job *j = s_job_arg(m, msg, rid);
@@ -295,7 +307,7 @@ static void s_retry(struct master *m, struct tsr_msg *msg, int64_t rid, struct j
 }
 
 /* WORKER {name, action}: drain (finish what it has, take nothing new),
- * undrain, or release from quarantine. */
+ * undrain, release from quarantine, or forget (a worker that is gone). */
 static void s_worker_action(struct master *m, struct tsr_msg *msg, int64_t rid)
 {
     char err[256];
@@ -308,6 +320,31 @@ static void s_worker_action(struct master *m, struct tsr_msg *msg, int64_t rid)
         rc = TSR_ENOTFOUND;
         snprintf(err, sizeof err, "no such worker '%s'", name);
     }
+    if (!rc && strcmp(action, "forget") == 0) {
+        /* Only a worker that is gone: a live one would register again. */
+        char wname[MASTER_NAME_MAX + 1];
+        snprintf(wname, sizeof wname, "%s", w->name);
+        if (worker_forget(m, w) != 0) {
+            snprintf(err, sizeof err,
+                     "worker '%s' is live; stop it first (SIGTERM), then "
+                     "forget it",
+                     wname);
+            master_send_error(m, m->clients, msg->peer, msg->peer_len, "WORKER", rid,
+                              TSR_ESTATE, err);
+            return;
+        }
+        cJSON *ev = cJSON_CreateObject();
+        cJSON_AddStringToObject(ev, "worker", wname);
+        store_event(m, "worker_forgotten", 0, ev);
+        cJSON_Delete(ev);
+        tsr_log(TSR_LOG_INFO, "clients", "worker '%s' forgotten", wname);
+        cJSON *h = cJSON_CreateObject();
+        cJSON *o = cJSON_AddObjectToObject(h, "worker");
+        cJSON_AddStringToObject(o, "name", wname);
+        cJSON_AddStringToObject(o, "state", "forgotten");
+        s_reply(m, msg, "WORKER", rid, h);
+        return;
+    }
     if (!rc) {
         if (strcmp(action, "drain") == 0)
             w->draining = 1;
@@ -319,7 +356,8 @@ static void s_worker_action(struct master *m, struct tsr_msg *msg, int64_t rid)
             memset(w->recent_jobs, 0, sizeof w->recent_jobs);
         } else {
             rc = TSR_EINVAL;
-            snprintf(err, sizeof err, "unknown action '%s' (drain, undrain, release)", action);
+            snprintf(err, sizeof err,
+                     "unknown action '%s' (drain, undrain, release, forget)", action);
         }
     }
     if (rc) {

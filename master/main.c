@@ -17,11 +17,14 @@
 #include "tessera/log.h"
 #include "tessera/util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -59,12 +62,13 @@ static void s_usage(FILE *out)
             "                      [--key FILE --studio-keys DIR --operator-keys DIR\n"
             "                       --worker-keys DIR] [--insecure]\n"
             "                      [--max-archive-entries N] [--max-archive-size MIB]\n"
-            "                      [--max-archive-ratio N]\n"
+            "                      [--max-archive-ratio N] [--max-slots N]\n"
+            "                      [--slots-per-core N]\n"
             "defaults: --data ./tessera-data --clients tcp://127.0.0.1:7400\n"
             "          --workers tcp://127.0.0.1:7401 --heartbeat-ms 1000 --liveness 5\n"
             "          --map-size 1024 --map-max 16384 --block-after 3 --quarantine-jobs 3\n"
             "          --threads 2 --max-archive-entries 100000 --max-archive-size 65536\n"
-            "          --max-archive-ratio 1000\n");
+            "          --max-archive-ratio 1000 --max-slots 64 --slots-per-core 2\n");
 }
 
 static int s_int_arg(const char *flag, const char *v, long min, long max, long *out)
@@ -150,6 +154,45 @@ static int s_check_security(struct master *m)
     return 0;
 }
 
+/*
+ * Takes the data folder for this process: an exclusive flock on
+ * <data>/master.lock, held (the descriptor left open) until the process
+ * ends, whatever way it ends; the kernel drops it with the process, so a
+ * kill -9 leaves no stale lock. The file holds the holder's pid for the
+ * message a second master prints. Returns 0, or 1 having said why.
+ */
+static int s_lock_data(const char *dir)
+{
+    char path[MASTER_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/master.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        fprintf(stderr, "tessera-master: cannot open '%s': %s\n", path, strerror(errno));
+        return 1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (e == EWOULDBLOCK)
+            fprintf(stderr,
+                    "tessera-master: the data folder '%s' is in use by another master "
+                    "(pid %s); stop it first, or give this one its own --data\n",
+                    dir, pid[0] ? pid : "unknown");
+        else
+            fprintf(stderr, "tessera-master: cannot lock '%s': %s\n", path, strerror(e));
+        close(fd);
+        return 1;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+        tsr_log(TSR_LOG_WARN, "master", "cannot write the pid into '%s'", path);
+    return 0; /* fd stays open: the lock lives as long as the process */
+}
+
 int main(int argc, char **argv)
 {
     struct master m;
@@ -168,6 +211,8 @@ int main(int argc, char **argv)
     m.cfg.block_ms = 10 * 60 * 1000;
     m.cfg.quarantine_jobs = 3;
     m.cfg.quarantine_window_ms = 60 * 60 * 1000;
+    m.cfg.max_slots = 64;
+    m.cfg.slots_per_core = 2;
 
     tsr_archive_limits_default(&m.cfg.archive);
 
@@ -185,6 +230,8 @@ int main(int argc, char **argv)
         {"max-archive-entries", required_argument, 0, 1006},
         {"max-archive-size", required_argument, 0, 1007},
         {"max-archive-ratio", required_argument, 0, 1008},
+        {"max-slots", required_argument, 0, 1009},
+        {"slots-per-core", required_argument, 0, 1010},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     int c;
     long n;
@@ -258,6 +305,16 @@ int main(int argc, char **argv)
                 return 2;
             m.cfg.archive.max_ratio = (uint64_t)n;
             break;
+        case 1009:
+            if (s_int_arg("--max-slots", optarg, 1, HELLO_MAX_SLOTS, &n))
+                return 2;
+            m.cfg.max_slots = (int)n;
+            break;
+        case 1010:
+            if (s_int_arg("--slots-per-core", optarg, 0, 1024, &n))
+                return 2;
+            m.cfg.slots_per_core = (int)n;
+            break;
         case 'h': s_usage(stdout); return 0;
         default:
             fprintf(stderr, "tessera-master: unknown or incomplete option '%s'\n",
@@ -277,6 +334,14 @@ int main(int argc, char **argv)
     int code = s_check_security(&m);
     if (code != 0)
         return code;
+    if (tsr_mkdir_p(m.cfg.data_dir) != 0) {
+        fprintf(stderr, "tessera-master: cannot create data folder '%s'\n", m.cfg.data_dir);
+        return 1;
+    }
+    /* Before anything in the folder is touched: a second master would
+     * otherwise clear the first one's staging files and both would serve. */
+    if (s_lock_data(m.cfg.data_dir) != 0)
+        return 1;
     char tmp[MASTER_PATH_MAX + 64];
     snprintf(tmp, sizeof tmp, "%s/blobs/tmp", m.cfg.data_dir);
     /* Staging files of uploads and assemblies that a crash interrupted: no

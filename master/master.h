@@ -170,6 +170,32 @@ struct job {
     size_t nblocks;               /* entries in blocks */
 };
 
+/* Bounds of HELLO (hello.c, doc/security.md "Limits"). */
+#define HELLO_MAX_INSTANCE 64    /* bytes of the instance id */
+#define HELLO_MAX_SLOTS 1024     /* announced CPU slots (then bounded, below) */
+#define HELLO_MAX_GPUS 64        /* GPU slots, gpus[] and blender devices[] */
+#define HELLO_MAX_RENDERERS 16   /* entries of renderers[] */
+#define HELLO_MAX_FEATURES 64    /* entries of features[] */
+#define HELLO_MAX_FEATURE_LEN 63 /* bytes of one feature */
+#define HELLO_MAX_RUNNING 4096   /* attempt ids in running[] */
+
+/* A checked HELLO. Strings and running are borrowed from the message. */
+struct hello {
+    const char *name;     /* worker name */
+    const char *hub;      /* hub, "local" when absent */
+    const char *instance; /* per-process id, or NULL */
+    int slots;            /* announced CPU slots, 1..HELLO_MAX_SLOTS */
+    int gpu_slots;        /* announced GPU slots */
+    int cores;            /* announced online CPUs, -1 when absent */
+    const cJSON *running; /* attempt ids it still holds (array), or NULL */
+    cJSON *caps;          /* the known fields, checked (owned by the caller) */
+};
+
+/* Checks a HELLO header; on success *out holds the checked fields and the
+ * caller owns out->caps. Returns 0, TSR_EPROTO (malformed) or TSR_ELIMIT
+ * (past a bound), with the reason in err. */
+int hello_check(const cJSON *hdr, struct hello *out, char *err, size_t errlen);
+
 /* A worker as the master sees it. */
 struct worker {
     char name[MASTER_NAME_MAX + 1]; /* its --name, unique */
@@ -192,6 +218,15 @@ struct worker {
                                      (SIGTERM); cleared by its next HELLO */
     int quarantined;              /* failed across jobs: takes no tasks until
                                      released; stored */
+    int stopped;                  /* said BYE: stopped cleanly, not lost; stored */
+    int announced_slots;          /* slots as announced, before the bound */
+    char instance[HELLO_MAX_INSTANCE + 1]; /* HELLO's per-process random id, ""
+                                     when none: tells a reconnect from a clone */
+    char key[41];                 /* CURVE public key it registered with, or "" */
+    int greedy_logged;            /* a READY past its bound was logged since its
+                                     HELLO */
+    int64_t refused_log_ms;       /* when a clone's HELLO for this name was last
+                                     logged (monotonic), for rate limiting */
     char quarantine_why[160];     /* why, for `tessera workers` */
     uint64_t recent_jobs[8];      /* jobs of its last failures (quarantine) */
     int64_t recent_ms[8];         /* when they failed (monotonic) */
@@ -242,6 +277,9 @@ struct master_config {
                                     that quarantine a worker */
     int64_t quarantine_window_ms; /* that window */
     uint64_t map_max;            /* largest the LMDB map may grow to, bytes */
+    int max_slots;               /* most CPU slots one worker is granted */
+    int slots_per_core;          /* and at most this many per announced core
+                                    (0: no per-core bound) */
     struct tsr_archive_limits archive; /* what a submitted archive may hold */
 };
 
@@ -308,6 +346,7 @@ int store_put_piece(struct master *m, uint64_t job, uint32_t task, uint32_t k,
 int store_get_piece(struct master *m, uint64_t job, uint32_t task, uint32_t k,
                     char hash[TSR_HASH_HEX]);
 int store_put_worker(struct master *m, const struct worker *w);
+int store_del_worker(struct master *m, const char *name);
 int store_put_blob(struct master *m, const char *hash, uint64_t size);
 int store_has_blob(struct master *m, const char *hash, uint64_t *size);
 int store_put_counters(struct master *m);
@@ -374,6 +413,14 @@ const char *workers_waiting_reason(struct master *m, const struct job *j, char *
                                    size_t size);
 struct worker *worker_by_peer(struct master *m, const void *peer, size_t len);
 void worker_remove_run(struct worker *w, uint64_t attempt);
+void worker_add_run(struct worker *w, uint64_t attempt, uint64_t job, uint32_t task);
+/* At start: gives each worker back the attempts LMDB records as running on
+ * it (task.attempt, task.worker), so that it can claim them when it
+ * registers again; raises next_attempt past every stored attempt. */
+void workers_adopt_stored(struct master *m);
+/* Removes a worker that is not live from memory and LMDB (`tessera workers
+ * forget`); returns 0 or TSR_ESTATE (it is live). Frees w. */
+int worker_forget(struct master *m, struct worker *w);
 cJSON *worker_to_json(const struct master *m, const struct worker *w);
 
 /* clients.c */

@@ -367,9 +367,17 @@ int store_put_worker(struct master *m, const struct worker *w)
     cJSON_AddBoolToObject(o, "draining", w->draining);
     cJSON_AddBoolToObject(o, "quarantined", w->quarantined);
     cJSON_AddStringToObject(o, "quarantine_why", w->quarantine_why);
+    cJSON_AddBoolToObject(o, "stopped", w->stopped);
     if (w->caps)
         cJSON_AddItemToObject(o, "caps", cJSON_Duplicate(w->caps, 1));
     return s_put_json(m, m->db_workers, w->name, strlen(w->name), o);
+}
+
+int store_del_worker(struct master *m, const char *name)
+{
+    MDB_val k = {strlen(name), (void *)name};
+    int rc = mdb_del(master_txn(m), m->db_workers, &k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : s_mdb(rc, "delete worker");
 }
 
 int store_put_blob(struct master *m, const char *hash, uint64_t size)
@@ -588,10 +596,19 @@ static int s_worker_record(struct master *m, const MDB_val *k, const MDB_val *v)
     w->last_seen_wall_ms = (int64_t)s_jnum(o, "last_seen_ms");
     w->draining = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "draining"));
     w->quarantined = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "quarantined"));
+    w->stopped = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "stopped"));
     snprintf(w->quarantine_why, sizeof w->quarantine_why, "%s",
              s_jstr(o, "quarantine_why"));
+    /* Checked again as HELLO is: a record written before HELLO had bounds
+     * may hold anything, and every WORKERS reply shows it. */
     cJSON *caps = cJSON_GetObjectItemCaseSensitive(o, "caps");
-    w->caps = caps ? cJSON_Duplicate(caps, 1) : NULL;
+    struct hello h;
+    char err[256];
+    if (caps && hello_check(caps, &h, err, sizeof err) == 0)
+        w->caps = h.caps;
+    else if (caps)
+        tsr_log(TSR_LOG_WARN, "store", "worker '%s': stored capabilities dropped: %s",
+                w->name, err);
     cJSON_Delete(o);
     if (m->nworkers == m->capworkers) {
         m->capworkers = m->capworkers ? m->capworkers * 2 : 16;
@@ -632,6 +649,7 @@ int store_load(struct master *m)
         return r;
     for (size_t i = 0; i < m->njobs; i++)
         job_recount(m->jobs[i]);
+    workers_adopt_stored(m);
     tsr_log(TSR_LOG_INFO, "store", "loaded %zu jobs and %zu workers from '%s/db'",
             m->njobs, m->nworkers, m->cfg.data_dir);
     return 0;

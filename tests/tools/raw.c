@@ -12,6 +12,13 @@
  *       unknown commands, an oversize frame that must cut the connection)
  *       and then checks, on a fresh connection, that the peer still answers
  *       HEARTBEAT or STATUS with something well-formed. Exit 0 when it does.
+ *   tsr-raw [keys] ENDPOINT greedy NAME SLOTS CORES EVERY_MS SECONDS
+ *       a worker that registers with SLOTS slots and CORES cores, asks for
+ *       SLOTS more tasks every EVERY_MS and never finishes one, for SECONDS;
+ *       prints "welcome slots=N" and then "held N" (the TASKs it was given).
+ *
+ * In send, a JSON argument "@FILE" reads the header from FILE (a header
+ * larger than one command-line argument may be).
  *
  * It links only the core library: the codec (to read replies) and the key
  * files.
@@ -160,6 +167,85 @@ static void s_abuse(void *s, int round)
     }
 }
 
+/* The greedy worker (see the top). Returns 0, or 3 when never welcomed. */
+static int s_greedy(void *ctx, const struct s_opts *o, const char *name, int slots,
+                    int cores, int every_ms, int seconds)
+{
+    void *s = s_connect(ctx, o);
+    char hello[512], ready[64];
+    snprintf(hello, sizeof hello,
+             "{\"name\":\"%s\",\"hub\":\"greedy\",\"slots\":%d,"
+             "\"cores\":%d,\"renderers\":[\"builtin\",\"command\"],\"running\":[]}",
+             name, slots, cores);
+    snprintf(ready, sizeof ready, "{\"credit\":%d}", slots > 1024 ? 1024 : slots);
+    const void *d[3] = {"TSR1", "HELLO", hello};
+    size_t l[3] = {4, 5, strlen(hello)};
+    s_frames(s, d, l, 3);
+    int welcomed = 0, held = 0;
+    int64_t end = tsr_now_ms() + (int64_t)seconds * 1000, next = 0;
+    while (tsr_now_ms() < end) {
+        int64_t now = tsr_now_ms();
+        if (welcomed && now >= next) {
+            d[1] = "READY";
+            l[1] = 5;
+            d[2] = ready;
+            l[2] = strlen(ready);
+            s_frames(s, d, l, 3);
+            next = now + every_ms;
+        }
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 20) <= 0)
+            continue;
+        struct tsr_msg m;
+        char err[256];
+        if (tsr_msg_recv(s, 0, 1, &m, err, sizeof err) != 0)
+            continue;
+        if (strcmp(m.cmd, "WELCOME") == 0) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(m.hdr, "slots");
+            printf("welcome slots=%d\n", cJSON_IsNumber(v) ? v->valueint : -1);
+            fflush(stdout);
+            welcomed = 1;
+        } else if (strcmp(m.cmd, "TASK") == 0) {
+            held++;
+        } else if (strcmp(m.cmd, "ERROR") == 0) {
+            char *text = cJSON_PrintUnformatted(m.hdr);
+            printf("ERROR %s\n", text ? text : "{}");
+            free(text);
+        }
+        tsr_msg_clear(&m);
+    }
+    printf("held %d\n", held);
+    zmq_close(s);
+    return welcomed ? 0 : 3;
+}
+
+/* A header argument: the text itself, or "@FILE" for the file's contents
+ * (caller frees *buf). */
+static const char *s_header_arg(const char *arg, char **buf)
+{
+    *buf = NULL;
+    if (arg[0] != '@')
+        return arg;
+    FILE *f = fopen(arg + 1, "rb");
+    if (!f) {
+        fprintf(stderr, "tsr-raw: cannot open '%s'\n", arg + 1);
+        exit(2);
+    }
+    size_t cap = 1 << 16, n = 0;
+    *buf = malloc(cap + 1);
+    size_t r;
+    while (*buf && (r = fread(*buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap)
+            *buf = realloc(*buf, (cap *= 2) + 1);
+    }
+    fclose(f);
+    if (!*buf)
+        exit(2);
+    (*buf)[n] = '\0';
+    return *buf;
+}
+
 /* A fresh connection asks something every peer answers, and expects a
  * well-formed reply. Returns 0 or 3. */
 static int s_alive(void *ctx, const struct s_opts *o)
@@ -199,8 +285,10 @@ int main(int argc, char **argv)
         }
     }
     if (argc - i < 2) {
-        fprintf(stderr, "usage: tsr-raw [--key F --master-key F] [--timeout MS] ENDPOINT "
-                        "send CMD JSON | abuse N\n");
+        fprintf(
+            stderr,
+            "usage: tsr-raw [--key F --master-key F] [--timeout MS] ENDPOINT "
+            "send CMD JSON|@FILE | abuse N | greedy NAME SLOTS CORES EVERY_MS SECONDS\n");
         return 2;
     }
     o.endpoint = argv[i];
@@ -208,11 +296,17 @@ int main(int argc, char **argv)
     int rc = 2;
     if (strcmp(argv[i + 1], "send") == 0 && argc - i == 4) {
         void *s = s_connect(ctx, &o);
-        const void *d[3] = {"TSR1", argv[i + 2], argv[i + 3]};
-        size_t l[3] = {4, strlen(argv[i + 2]), strlen(argv[i + 3])};
+        char *buf;
+        const char *hdr = s_header_arg(argv[i + 3], &buf);
+        const void *d[3] = {"TSR1", argv[i + 2], hdr};
+        size_t l[3] = {4, strlen(argv[i + 2]), strlen(hdr)};
         s_frames(s, d, l, 3);
         rc = s_reply(s, o.timeout_ms, 1);
+        free(buf);
         zmq_close(s);
+    } else if (strcmp(argv[i + 1], "greedy") == 0 && argc - i == 7) {
+        rc = s_greedy(ctx, &o, argv[i + 2], atoi(argv[i + 3]), atoi(argv[i + 4]),
+                      atoi(argv[i + 5]), atoi(argv[i + 6]));
     } else if (strcmp(argv[i + 1], "abuse") == 0 && argc - i == 3) {
         int rounds = atoi(argv[i + 2]);
         for (int r = 0; r < rounds; r++) {
