@@ -211,18 +211,20 @@ void scrub_blob_lost(struct master *m, const char *hash, const char *why)
         store_event(m, "blob_damaged", 0, ev);
         cJSON_Delete(ev);
         tsr_log(TSR_LOG_WARN, "scrub",
-                "%s; it is forgotten, to be uploaded or made again", why);
+                "blob %.12s forgotten, to be uploaded or made again: %s", hash, why);
     }
     for (size_t i = 0; i < m->njobs; i++) {
         struct job *j = m->jobs[i];
-        if (strcmp(j->archive, hash) == 0 && s_mendable(j) && !j->archive_lost) {
-            j->archive_lost = 1;
-            s_refund_fetch(m, j);
-            if (!job_ended(j))
+        if (strcmp(j->archive, hash) == 0 && j->state != JOB_CANCELLED &&
+            j->state != JOB_DONE && !j->archive_lost) {
+            s_refund_fetch(m, j); /* may run a job they failed again */
+            if (!job_ended(j)) {
+                j->archive_lost = 1;
                 tsr_log(TSR_LOG_WARN, "scrub",
                         "job %llu waits for its archive %.12s to be "
                         "uploaded again",
                         (unsigned long long)j->id, hash);
+            }
         }
         for (uint32_t f = 0; f < j->nframes; f++)
             if (j->frame_info[f].state == FRAME_DONE &&
