@@ -101,9 +101,12 @@ void clients_on_message(struct master *m, struct tsr_msg *msg)
         if (j) {
             cJSON *h = cJSON_CreateObject();
             cJSON *o = job_to_json(j);
-            char why[160];
-            const char *waiting = workers_waiting_reason(m, j, why, sizeof why);
+            char why[200];
+            const char *waiting = scrub_waiting_reason(m, j, why, sizeof why);
+            if (!waiting)
+                waiting = workers_waiting_reason(m, j, why, sizeof why);
             cJSON_AddStringToObject(o, "waiting", waiting ? waiting : "");
+            scrub_status(j, o);
             cJSON_AddItemToObject(h, "job", o);
             s_reply(m, msg, "STATUS", rid, h);
         }

@@ -6,6 +6,8 @@
  *                  [--threads N] [--log-level L]
  *                  [--key FILE --studio-keys DIR --operator-keys DIR
  *                   --worker-keys DIR] [--insecure]
+ *                  [--upload-max N] [--upload-max-bytes MIB] [--upload-idle S]
+ *                  [--scrub-rate MIB] [--scrub]
  */
 #include "auth.h"
 #include "master.h"
@@ -64,11 +66,18 @@ static void s_usage(FILE *out)
             "                      [--max-archive-entries N] [--max-archive-size MIB]\n"
             "                      [--max-archive-ratio N] [--max-slots N]\n"
             "                      [--slots-per-core N]\n"
+            "                      [--upload-max N] [--upload-max-bytes MIB]\n"
+            "                      [--upload-idle S] [--scrub-rate MIB] [--scrub]\n"
             "defaults: --data ./tessera-data --clients tcp://127.0.0.1:7400\n"
             "          --workers tcp://127.0.0.1:7401 --heartbeat-ms 1000 --liveness 5\n"
             "          --map-size 1024 --map-max 16384 --block-after 3 --quarantine-jobs 3\n"
             "          --threads 2 --max-archive-entries 100000 --max-archive-size 65536\n"
-            "          --max-archive-ratio 1000 --max-slots 64 --slots-per-core 2\n");
+            "          --max-archive-ratio 1000 --max-slots 64 --slots-per-core 2\n"
+            "          --upload-max 32 --upload-max-bytes 131072\n"
+            "          --upload-idle 600 --scrub-rate 16\n"
+            "--scrub checks every blob against its hash, sets the damaged aside, prints a\n"
+            "report and exits: 0 all sound, 3 damaged or missing blobs found, 1 error.\n"
+            "It refuses to run while a master serves the same --data.\n");
 }
 
 static int s_int_arg(const char *flag, const char *v, long min, long max, long *out)
@@ -215,6 +224,11 @@ int main(int argc, char **argv)
     m.cfg.slots_per_core = 2;
 
     tsr_archive_limits_default(&m.cfg.archive);
+    m.cfg.upload_max = 32;
+    m.cfg.upload_max_bytes = 131072ULL << 20;
+    m.cfg.upload_idle_ms = 600 * 1000;
+    m.cfg.scrub_rate = 16ULL << 20;
+    int scrub = 0;
 
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'},      {"clients", required_argument, 0, 'c'},
@@ -232,6 +246,11 @@ int main(int argc, char **argv)
         {"max-archive-ratio", required_argument, 0, 1008},
         {"max-slots", required_argument, 0, 1009},
         {"slots-per-core", required_argument, 0, 1010},
+        {"upload-max", required_argument, 0, 1101},
+        {"upload-max-bytes", required_argument, 0, 1102},
+        {"upload-idle", required_argument, 0, 1103},
+        {"scrub-rate", required_argument, 0, 1104},
+        {"scrub", no_argument, 0, 1105},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     int c;
     long n;
@@ -315,6 +334,27 @@ int main(int argc, char **argv)
                 return 2;
             m.cfg.slots_per_core = (int)n;
             break;
+        case 1101:
+            if (s_int_arg("--upload-max", optarg, 1, 4096, &n))
+                return 2;
+            m.cfg.upload_max = (int)n;
+            break;
+        case 1102:
+            if (s_int_arg("--upload-max-bytes", optarg, 1, 1L << 30, &n))
+                return 2;
+            m.cfg.upload_max_bytes = (uint64_t)n << 20;
+            break;
+        case 1103:
+            if (s_int_arg("--upload-idle", optarg, 1, 7 * 24 * 3600, &n))
+                return 2;
+            m.cfg.upload_idle_ms = (int64_t)n * 1000;
+            break;
+        case 1104:
+            if (s_int_arg("--scrub-rate", optarg, 0, 1L << 20, &n))
+                return 2;
+            m.cfg.scrub_rate = (uint64_t)n << 20;
+            break;
+        case 1105: scrub = 1; break;
         case 'h': s_usage(stdout); return 0;
         default:
             fprintf(stderr, "tessera-master: unknown or incomplete option '%s'\n",
@@ -330,6 +370,23 @@ int main(int argc, char **argv)
     if (tsr_hash_init_library() != 0) {
         fprintf(stderr, "tessera-master: libsodium failed to initialise\n");
         return 1;
+    }
+    if (scrub) {
+        /* Offline: the state and the store, nothing else (and not the
+         * staging files below, which a running master would own). */
+        if (m.cfg.map_max < m.cfg.map_size)
+            m.cfg.map_max = m.cfg.map_size;
+        /* A running master on the same folder would race the scrub's moves. */
+        if (s_lock_data(m.cfg.data_dir) != 0)
+            return 1;
+        if (store_open(&m) != 0) {
+            fprintf(stderr, "tessera-master: cannot open the state in '%s/db'\n",
+                    m.cfg.data_dir);
+            return 1;
+        }
+        int rc = scrub_offline(&m);
+        store_close(&m);
+        return rc;
     }
     int code = s_check_security(&m);
     if (code != 0)
@@ -397,6 +454,8 @@ int main(int argc, char **argv)
     m.recover_until_ms = m.started_ms + 2LL * m.cfg.heartbeat_ms * m.cfg.liveness;
     for (size_t i = 0; i < m.njobs; i++)
         frames_resume(&m, m.jobs[i]);
+    /* Blobs an offline --scrub set aside: their jobs wait or make them again. */
+    scrub_reconcile(&m);
     tsr_log(TSR_LOG_INFO, "master", "listening for clients on %s and workers on %s%s%s",
             m.cfg.client_ep, m.cfg.worker_ep, s_sec.key ? " with CURVE, public key " : "",
             s_sec.key ? s_sec.pub : " without keys");
@@ -419,8 +478,7 @@ int main(int argc, char **argv)
         free(m.workers[i]);
     }
     free(m.workers);
-    for (size_t i = 0; i < m.nuploads; i++)
-        free(m.uploads[i]);
-    free(m.uploads);
+    blobs_free_uploads(&m);
+    scrub_free(&m);
     return rc == 0 ? 0 : 1;
 }

@@ -106,6 +106,8 @@ struct frame {
     char worker[MASTER_NAME_MAX + 1]; /* worker of the last piece */
     char hub[MASTER_NAME_MAX + 1];    /* its hub */
     uint32_t render_ms;         /* render time summed over the pieces */
+    uint8_t rotted;             /* its stored image was found damaged (scrub.c):
+                                   shown by status, also once made again */
 };
 
 /* A worker's failures on one job; past the threshold it gets no more of the
@@ -168,6 +170,9 @@ struct job {
     size_t nhubs;                 /* entries in hubs */
     struct block *blocks;         /* workers failing this job (owned) */
     size_t nblocks;               /* entries in blocks */
+    int archive_lost;             /* its archive was found damaged and set aside:
+                                     nothing is dispatched until it is uploaded
+                                     again (scrub.c; in memory, rebuilt at start) */
 };
 
 /* Bounds of HELLO (hello.c, doc/security.md "Limits"). */
@@ -242,14 +247,25 @@ struct run_ref {
     uint32_t task;    /* task index */
 };
 
-/* A blob upload in progress. */
+/* A blob upload in progress: one uploader's own staging of one blob
+ * (blobs.c). Keyed by its id and its uploader, never by the hash alone. */
 struct upload {
+    uint64_t id;              /* its number: PUT_OK tells it, CHUNK/PUT_END name it */
     char hash[TSR_HASH_HEX];  /* the hash the sender announced */
     uint64_t size;            /* announced size */
+    char user[64];            /* User-Id of the uploader ("" without keys) */
+    unsigned char peer[TSR_PROTO_MAX_ROUTING]; /* the connection that sent PUT */
+    size_t peer_len;          /* its length */
     char tmp[MASTER_PATH_MAX + 64]; /* staging file */
-    int64_t last_ms;          /* last activity (monotonic) */
+    uint32_t nchunks;         /* chunks the announced size makes */
+    uint32_t received;        /* chunks accepted so far, each once */
+    uint8_t *got;             /* a bit per chunk: accepted (owned) */
+    int64_t last_ms;          /* PUT or the last accepted chunk (monotonic);
+                                 a PUT again does not move it */
     int pending;              /* chunk writes in the pool */
-    int ending;               /* PUT_END received, hashing */
+    int ending;               /* PUT_END received, hashing: no more chunks */
+    int aborted;              /* dropped while writes were in the pool: freed,
+                                 staging file and all, when the last is back */
     int64_t reply_rid;        /* PUT_END's request id */
     int reply_workers;        /* PUT_END came on the worker endpoint */
     unsigned char reply_peer[TSR_PROTO_MAX_ROUTING]; /* who sent PUT_END */
@@ -281,6 +297,10 @@ struct master_config {
     int slots_per_core;          /* and at most this many per announced core
                                     (0: no per-core bound) */
     struct tsr_archive_limits archive; /* what a submitted archive may hold */
+    int upload_max;              /* uploads in progress per uploader key */
+    uint64_t upload_max_bytes;   /* their announced bytes per uploader key */
+    int64_t upload_idle_ms;      /* an upload without a new chunk this long goes */
+    uint64_t scrub_rate;         /* background scrub, bytes per second; 0 = off */
 };
 
 struct master {
@@ -309,6 +329,8 @@ struct master {
     size_t nworkers, capworkers;  /* count and capacity */
     struct upload **uploads;      /* uploads in progress (owned) */
     size_t nuploads, capuploads;  /* count and capacity */
+    uint64_t next_upload;         /* id of the next upload */
+    struct scrub *scrub;          /* the background scrub's state (scrub.c) */
 
     struct outmsg *out_head, *out_tail; /* replies waiting for the commit */
     int64_t started_ms;           /* monotonic start time */
@@ -349,6 +371,14 @@ int store_put_worker(struct master *m, const struct worker *w);
 int store_del_worker(struct master *m, const char *name);
 int store_put_blob(struct master *m, const char *hash, uint64_t size);
 int store_has_blob(struct master *m, const char *hash, uint64_t *size);
+/* Removes hash from the `blobs` database (a damaged blob set aside). */
+int store_del_blob(struct master *m, const char *hash);
+/* Calls fn(m, job, task, k, ctx) for every stored piece whose hash is hash
+ * (a scan of `pieces`: for the rare damaged piece, not for the hot path). */
+int store_each_piece_of(struct master *m, const char *hash,
+                        void (*fn)(struct master *m, uint64_t job, uint32_t task,
+                                   uint32_t k, void *ctx),
+                        void *ctx);
 int store_put_counters(struct master *m);
 /* Appends an event; fields is borrowed and may be NULL. */
 int store_event(struct master *m, const char *kind, uint64_t job, cJSON *fields);
@@ -369,6 +399,35 @@ void blobs_on_put_end(struct master *m, void *sock, struct tsr_msg *msg);
 void blobs_on_get(struct master *m, void *sock, struct tsr_msg *msg);
 void blobs_cron(struct master *m);
 int blobs_on_pool_done(struct master *m, struct pool_req *r);
+/* Frees every upload (at exit). */
+void blobs_free_uploads(struct master *m);
+
+/* scrub.c: damaged blobs: set aside, obtained again, and found by a scrub */
+/* A blob was found damaged or missing (a pool thread set its file aside):
+ * forget it and mend what needed it: jobs wait for an archive, frames and
+ * pieces are made again. Idempotent. */
+void scrub_blob_lost(struct master *m, const char *hash, const char *why);
+/* A blob was stored again (an upload): jobs waiting for it go on. */
+void scrub_blob_stored(struct master *m, const char *hash);
+/* A worker could not use the archive it downloaded: check it (a pool job). */
+void scrub_suspect(struct master *m, const char *hash);
+/* At start: jobs whose archive or frames the blob store lost (an offline
+ * --scrub set them aside) wait or are made again. */
+void scrub_reconcile(struct master *m);
+/* The background pass: a slice of a blob at a bounded rate. */
+void scrub_cron(struct master *m);
+int scrub_on_pool_done(struct master *m, struct pool_req *r);
+/* Why j cannot go on for want of a blob, or NULL. */
+const char *scrub_waiting_reason(struct master *m, const struct job *j, char *buf,
+                                 size_t size);
+/* Adds "damaged" (frames found damaged, and whether made again) to a job's
+ * status object. */
+void scrub_status(const struct job *j, cJSON *o);
+/* tessera-master --scrub: checks every blob against its name, sets the
+ * damaged aside, prints a report. Returns the exit code: 0 all sound, 3
+ * damaged or missing blobs found (and set aside), 1 it could not run. */
+int scrub_offline(struct master *m);
+void scrub_free(struct master *m);
 
 /* jobs.c */
 struct job *job_find(struct master *m, uint64_t id);
@@ -382,7 +441,8 @@ void jobs_on_archive_checked(struct master *m, struct pool_req *req);
 void job_cancel(struct master *m, struct job *j);
 /* Ended jobs are done, failed or cancelled; paused ones are not. */
 int job_ended(const struct job *j);
-/* Tasks of the job may be dispatched: queued or running, not paused. */
+/* Tasks of the job may be dispatched: queued or running, not paused, and
+ * its archive on the master. */
 int job_dispatchable(const struct job *j);
 int job_pause(struct master *m, struct job *j, int pause);
 int job_retry(struct master *m, struct job *j, const uint32_t *tasks, size_t ntasks,
@@ -401,6 +461,9 @@ void frame_assembled(struct master *m, struct job *j, uint32_t fidx, int rc,
                      const char *err, const char *hash, uint64_t size,
                      const struct tsr_image_stats *stats);
 void frames_resume(struct master *m, struct job *j);
+/* Assembles pending frame fidx, whose tiles are all verified, again (its
+ * stored image was damaged: scrub.c). */
+void frame_reassemble(struct master *m, struct job *j, uint32_t fidx);
 
 /* workers.c */
 void workers_on_message(struct master *m, struct tsr_msg *msg);
@@ -438,6 +501,8 @@ enum pool_kind {
     POOL_VERIFY_PIECES, /* verify a task's rendered pieces */
     POOL_ASSEMBLE,      /* assemble and verify a frame */
     POOL_CONTACT_SHEET, /* a PNG of a job's done frames */
+    POOL_VERIFY_BLOB,   /* hash a whole blob against its name (scrub.c) */
+    POOL_SCRUB_SLICE,   /* hash the next slice of a blob (background scrub) */
 };
 
 struct pool_req {
@@ -472,6 +537,13 @@ struct pool_req {
     char err[512];                 /* reason when rc != 0 */
     struct tsr_image_stats stats;  /* stats of the (last) image verified */
     char out_hash[TSR_HASH_HEX];   /* hash of what was produced */
+    char rotten[TSR_HASH_HEX];     /* a blob found damaged or missing and set
+                                      aside by the pool ("" if none): the
+                                      reactor calls scrub_blob_lost first */
+    uint64_t upload;               /* upload id (chunk writes, hashing) */
+    uint64_t expect_size;          /* the blob's size in `blobs` (GET, scrub) */
+    struct tsr_hash hs;            /* scrub: sha256 of the bytes before offset */
+    uint64_t ino;                  /* scrub: the file's inode at the first slice */
 };
 
 int pool_start(struct master *m, int nthreads);

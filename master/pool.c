@@ -41,6 +41,7 @@ struct pool {
     void *zctx;                          /* for the threads' PUSH sockets */
     struct tsr_image_limits limits;      /* image limits for verification */
     struct tsr_archive_limits alimits;   /* archive limits */
+    char aside[MASTER_PATH_MAX + 64];    /* <data>/blobs/damaged: blobs set aside */
 };
 
 struct qnode {
@@ -63,6 +64,56 @@ void pool_req_free(struct pool_req *req)
 static int s_errno_rc(void)
 {
     return errno == ENOSPC || errno == EDQUOT ? TSR_EFULL : TSR_EIO;
+}
+
+/*
+ * Sets the blob at path (named hash) aside, into <data>/blobs/damaged/, and
+ * names it in r->rotten so that the reactor forgets it and mends what needed
+ * it (scrub_blob_lost): a damaged blob is never served or used again, and
+ * the next PUT of its hash is a real upload. A blob that is not there at
+ * all is named too (missing). Called when its bytes were just found not to
+ * be what its name says.
+ */
+static void s_set_aside(struct pool *p, struct pool_req *r, const char *path,
+                        const char *hash)
+{
+    char dst[sizeof p->aside + 96];
+    snprintf(dst, sizeof dst, "%s/%s.%lld", p->aside, hash, (long long)tsr_wall_ms());
+    if (tsr_mkdir_p(p->aside) != 0 || (rename(path, dst) != 0 && errno != ENOENT)) {
+        /* It cannot be moved: removed, it is at least never served. */
+        tsr_log(TSR_LOG_ERROR, "pool", "cannot set damaged blob %.12s aside (%s); removing "
+                "it", hash, strerror(errno));
+        unlink(path);
+    }
+    snprintf(r->rotten, sizeof r->rotten, "%s", hash);
+}
+
+/* Hashes the blob at path against its name (and size, when size is not
+ * NULL and *size is known). 0 when sound; TSR_EHASH (set aside, err says
+ * why) when not; TSR_ENOTFOUND when missing (named, err says so); TSR_EIO
+ * when it cannot be read (left alone: a disk error is not rot). */
+static int s_check_blob(struct pool *p, struct pool_req *r, const char *path,
+                        const char *hash, uint64_t size, char *err, size_t errlen)
+{
+    char got[TSR_HASH_HEX];
+    unsigned long long n = 0;
+    int rc = tsr_hash_file(path, got, &n);
+    if (rc == TSR_ENOTFOUND) {
+        snprintf(err, errlen, "blob %.12s is missing from the master's store", hash);
+        snprintf(r->rotten, sizeof r->rotten, "%s", hash);
+        return rc;
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot read blob %.12s: %s", hash, tsr_strerror(rc));
+        return rc;
+    }
+    if (strcmp(got, hash) != 0 || (size && n != size)) {
+        snprintf(err, errlen, "blob %.12s was damaged on the master (its %llu bytes hash to "
+                 "%.12s); set aside", hash, n, got);
+        s_set_aside(p, r, path, hash);
+        return TSR_EHASH;
+    }
+    return 0;
 }
 
 static void s_check_archive_at(struct pool *p, struct pool_req *r)
@@ -92,6 +143,16 @@ static void s_check_archive_at(struct pool *p, struct pool_req *r)
  * "archive <first 12 digits of its hash>" wherever it appears. */
 static void s_check_archive(struct pool *p, struct pool_req *r)
 {
+    /* The archive is read whole here anyway: its hash first, so that a
+     * damaged one is set aside and uploaded again, not refused for ever. */
+    char why[256];
+    int rc = s_check_blob(p, r, r->path, r->hash, r->expect_size, why, sizeof why);
+    if (rc == TSR_EHASH || rc == TSR_ENOTFOUND) {
+        r->rc = TSR_ENOTFOUND;
+        snprintf(r->err, sizeof r->err, "archive %.12s was damaged on the master and has "
+                 "been set aside; upload it again", r->hash);
+        return;
+    }
     s_check_archive_at(p, r);
     char quoted[sizeof r->path + 2];
     snprintf(quoted, sizeof quoted, "'%s'", r->path);
@@ -115,6 +176,7 @@ static void s_hash_upload(struct pool_req *r)
     r->rc = tsr_hash_file(r->path, got, &size);
     if (r->rc != 0) {
         snprintf(r->err, sizeof r->err, "cannot read the upload: %s", tsr_strerror(r->rc));
+        unlink(r->path);
         return;
     }
     if (strcmp(got, r->hash) != 0 || size != r->size) {
@@ -168,7 +230,7 @@ static void s_write_chunk(struct pool_req *r)
     r->data = NULL;
 }
 
-static void s_read_chunk(struct pool_req *r)
+static void s_read_chunk(struct pool *p, struct pool_req *r)
 {
     int fd = open(r->path, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -180,6 +242,14 @@ static void s_read_chunk(struct pool_req *r)
         return;
     }
     r->size = (uint64_t)st.st_size;
+    if (r->expect_size && r->size != r->expect_size) {
+        /* Cut short or grown: not the blob of its name, and cheap to see. */
+        close(fd);
+        s_set_aside(p, r, r->path, r->hash);
+        r->rc = TSR_ENOTFOUND;
+        snprintf(r->err, sizeof r->err, "blob %.12s is not on the master", r->hash);
+        return;
+    }
     if (r->offset > r->size) {
         close(fd);
         r->rc = TSR_EINVAL;
@@ -210,16 +280,12 @@ static void s_read_chunk(struct pool_req *r)
 static void s_verify_pieces(struct pool *p, struct pool_req *r)
 {
     for (size_t i = 0; i < r->npieces; i++) {
-        char got[TSR_HASH_HEX];
-        r->rc = tsr_hash_file(r->pieces[i], got, NULL);
-        if (r->rc == 0 && strcmp(got, r->piece_hashes[i]) != 0)
-            r->rc = TSR_EHASH;
-        if (r->rc != 0) {
-            snprintf(r->err, sizeof r->err, "piece %.12s: %s", r->piece_hashes[i],
-                     r->rc == TSR_EHASH ? "content does not match its hash"
-                                        : tsr_strerror(r->rc));
+        /* The piece was checked against its hash when it was uploaded: a
+         * mismatch now is the master's disk, not the worker (r->rotten). */
+        r->rc = s_check_blob(p, r, r->pieces[i], r->piece_hashes[i], 0, r->err,
+                             sizeof r->err);
+        if (r->rc != 0)
             return;
-        }
         char why[400] = "";
         r->rc = tsr_image_verify(r->pieces[i], &p->limits, &r->region, r->width, r->height,
                                  &r->stats, why, sizeof why);
@@ -261,6 +327,15 @@ static void s_store_blob(struct pool_req *r)
 static void s_assemble(struct pool *p, struct pool_req *r)
 {
     char why[400] = "";
+    /* Pieces are read again here, perhaps long after they came: a damaged
+     * one is set aside (r->rotten; its tile is made again), never
+     * assembled into a frame that would then verify. */
+    for (size_t i = 0; i < r->npieces; i++) {
+        r->rc = s_check_blob(p, r, r->pieces[i], r->piece_hashes[i], 0, r->err,
+                             sizeof r->err);
+        if (r->rc != 0)
+            return;
+    }
     if (r->npieces == 1) {
         /* A whole-frame piece is the frame and already a blob: no copy,
          * only the frame's check (and its statistics for the manifest). */
@@ -320,6 +395,82 @@ static void s_contact_sheet(struct pool *p, struct pool_req *r)
     s_store_blob(r);
 }
 
+/*
+ * The background scrub's unit of work (scrub.c): hashes up to r->len bytes
+ * of the blob at r->path from r->offset on, into r->hs, which holds the
+ * hash of the bytes before. At the end of the file it compares with the
+ * name and r->expect_size and fills out_hash; a damaged blob is set aside.
+ * A file replaced between slices (another inode: set aside and uploaded
+ * again meanwhile) is TSR_ESTATE, to be started again.
+ */
+static void s_scrub_slice(struct pool *p, struct pool_req *r)
+{
+    int fd = open(r->path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd < 0 && errno == ENOENT) {
+            r->rc = TSR_ENOTFOUND;
+            snprintf(r->err, sizeof r->err, "blob %.12s is missing from the master's store",
+                     r->hash);
+            snprintf(r->rotten, sizeof r->rotten, "%s", r->hash);
+        } else {
+            r->rc = TSR_EIO;
+            snprintf(r->err, sizeof r->err, "cannot read blob %.12s: %s", r->hash,
+                     strerror(errno));
+        }
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    if (r->offset == 0)
+        r->ino = (uint64_t)st.st_ino;
+    if ((uint64_t)st.st_ino != r->ino) {
+        close(fd);
+        r->rc = TSR_ESTATE;
+        return;
+    }
+    if ((uint64_t)st.st_size != r->expect_size) {
+        close(fd);
+        r->rc = TSR_EHASH;
+        snprintf(r->err, sizeof r->err, "blob %.12s was damaged on the master (%llu bytes, "
+                 "not %llu); set aside", r->hash, (unsigned long long)st.st_size,
+                 (unsigned long long)r->expect_size);
+        s_set_aside(p, r, r->path, r->hash);
+        return;
+    }
+    enum { BUF = 256 * 1024 };
+    unsigned char *buf = malloc(BUF);
+    uint64_t end = r->offset + r->len;
+    if (end > (uint64_t)st.st_size)
+        end = (uint64_t)st.st_size;
+    while (buf && r->offset < end) {
+        size_t want = end - r->offset < BUF ? (size_t)(end - r->offset) : BUF;
+        ssize_t n = pread(fd, buf, want, (off_t)r->offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        tsr_hash_update(&r->hs, buf, (size_t)n);
+        r->offset += (uint64_t)n;
+    }
+    free(buf);
+    close(fd);
+    if (r->offset < end) {
+        r->rc = TSR_EIO;
+        snprintf(r->err, sizeof r->err, "cannot read blob %.12s", r->hash);
+        return;
+    }
+    if (r->offset < (uint64_t)st.st_size)
+        return; /* more slices to come */
+    tsr_hash_end(&r->hs, r->out_hash);
+    if (strcmp(r->out_hash, r->hash) != 0) {
+        r->rc = TSR_EHASH;
+        snprintf(r->err, sizeof r->err, "blob %.12s was damaged on the master (its bytes "
+                 "hash to %.12s); set aside", r->hash, r->out_hash);
+        s_set_aside(p, r, r->path, r->hash);
+    }
+}
+
 static void *s_thread(void *arg)
 {
     struct pool *p = arg;
@@ -345,10 +496,15 @@ static void *s_thread(void *arg)
         case POOL_CHECK_ARCHIVE: s_check_archive(p, r); break;
         case POOL_HASH_UPLOAD: s_hash_upload(r); break;
         case POOL_WRITE_CHUNK: s_write_chunk(r); break;
-        case POOL_READ_CHUNK: s_read_chunk(r); break;
+        case POOL_READ_CHUNK: s_read_chunk(p, r); break;
         case POOL_VERIFY_PIECES: s_verify_pieces(p, r); break;
         case POOL_ASSEMBLE: s_assemble(p, r); break;
         case POOL_CONTACT_SHEET: s_contact_sheet(p, r); break;
+        case POOL_VERIFY_BLOB:
+            r->rc = s_check_blob(p, r, r->path, r->hash, r->expect_size, r->err,
+                                 sizeof r->err);
+            break;
+        case POOL_SCRUB_SLICE: s_scrub_slice(p, r); break;
         default: r->rc = TSR_EINVAL; break;
         }
         zmq_send(push, &r, sizeof r, 0);
@@ -367,6 +523,7 @@ int pool_start(struct master *m, int nthreads)
     p->zctx = m->zctx;
     tsr_image_limits_default(&p->limits);
     p->alimits = m->cfg.archive;
+    snprintf(p->aside, sizeof p->aside, "%s/blobs/damaged", m->cfg.data_dir);
     m->pool_done = zmq_socket(m->zctx, ZMQ_PULL);
     if (!m->pool_done || zmq_bind(m->pool_done, POOL_ENDPOINT) != 0) {
         free(p);

@@ -128,16 +128,18 @@ static void s_drop_outbox(struct master *m)
 
 void master_on_pool_done(struct master *m, struct pool_req *req)
 {
-    /* Claims on blobs (access.c): an upload the master hashed, a sheet
-     * drawn for a job. */
-    if (req->kind == POOL_HASH_UPLOAD)
-        access_upload_done(m, req->hash, req->rc == 0);
+    /* A blob the pool found damaged is forgotten, and what needed it mended,
+     * before the request's own handler sees the failure (scrub.c). */
+    if (req->rotten[0])
+        scrub_blob_lost(m, req->rotten, req->err);
+    /* Claims on blobs (access.c): a sheet drawn for a job (an upload's is
+     * its uploader's, in blobs.c). */
     if (req->kind == POOL_CONTACT_SHEET && req->rc == 0) {
         struct job *j = job_find(m, req->job);
         if (j)
             access_grant(m, j->owner, req->out_hash);
     }
-    if (blobs_on_pool_done(m, req)) {
+    if (blobs_on_pool_done(m, req) || scrub_on_pool_done(m, req)) {
     } else if (req->kind == POOL_CHECK_ARCHIVE) {
         jobs_on_archive_checked(m, req);
     } else if (req->kind == POOL_VERIFY_PIECES) {

@@ -9,7 +9,7 @@
  *   frames   job id + frame index -> JSON frame record
  *   pieces   job id + task index + frame offset -> piece blob hash
  *   workers  name -> JSON worker record
- *   blobs    hash -> {"size"}
+ *   blobs    hash -> {"size"}; a blob found damaged is removed (scrub.c)
  *   events   sequence (u64 BE) -> JSON event
  *
  * Only the reactor writes. All writes of one poll cycle share one write
@@ -319,6 +319,8 @@ int store_put_frame(struct master *m, const struct job *j, uint32_t idx)
     cJSON_AddStringToObject(o, "worker", f->worker);
     cJSON_AddStringToObject(o, "hub", f->hub);
     cJSON_AddNumberToObject(o, "render_ms", f->render_ms);
+    if (f->rotted)
+        cJSON_AddNumberToObject(o, "rotted", f->rotted);
     int nc = f->stats.nchannels > 4 ? 4 : f->stats.nchannels;
     cJSON_AddNumberToObject(o, "nchannels", nc);
     cJSON_AddItemToObject(o, "min", s_doubles(f->stats.min, nc));
@@ -402,6 +404,47 @@ int store_has_blob(struct master *m, const char *hash, uint64_t *size)
         cJSON_Delete(o);
     }
     return 1;
+}
+
+int store_del_blob(struct master *m, const char *hash)
+{
+    MDB_val k = {64, (void *)hash};
+    int rc = mdb_del(master_txn(m), m->db_blobs, &k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : s_mdb(rc, "del blob");
+}
+
+int store_each_piece_of(struct master *m, const char *hash,
+                        void (*fn)(struct master *m, uint64_t job, uint32_t task,
+                                   uint32_t k, void *ctx),
+                        void *ctx)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(master_txn(m), m->db_pieces, &cur);
+    if (rc != 0)
+        return s_mdb(rc, "cursor");
+    /* The matches are gathered first: fn may write pieces. */
+    unsigned char (*keys)[16] = NULL;
+    size_t n = 0, cap = 0;
+    MDB_val k, v;
+    int op = MDB_FIRST;
+    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if (k.mv_size != 16 || v.mv_size != 64 || memcmp(v.mv_data, hash, 64) != 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            void *more = realloc(keys, cap * sizeof *keys);
+            if (!more)
+                break;
+            keys = more;
+        }
+        memcpy(keys[n++], k.mv_data, 16);
+    }
+    mdb_cursor_close(cur);
+    for (size_t i = 0; i < n; i++)
+        fn(m, s_get64(keys[i]), s_get32(keys[i] + 8), s_get32(keys[i] + 12), ctx);
+    free(keys);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : s_mdb(rc, "pieces");
 }
 
 int store_event(struct master *m, const char *kind, uint64_t job, cJSON *fields)
@@ -571,6 +614,7 @@ static int s_frame_record(struct master *m, const MDB_val *k, const MDB_val *v)
     snprintf(f->worker, sizeof f->worker, "%s", s_jstr(o, "worker"));
     snprintf(f->hub, sizeof f->hub, "%s", s_jstr(o, "hub"));
     f->render_ms = (uint32_t)s_jnum(o, "render_ms");
+    f->rotted = (uint8_t)s_jnum(o, "rotted");
     int nc = (int)s_jnum(o, "nchannels");
     f->stats.nchannels = nc < 0 ? 0 : nc > 4 ? 4 : nc;
     s_jdoubles(o, "min", f->stats.min, f->stats.nchannels);

@@ -413,3 +413,11 @@ void frames_resume(struct master *m, struct job *j)
         }
     }
 }
+
+void frame_reassemble(struct master *m, struct job *j, uint32_t fidx)
+{
+    uint32_t ntiles = (uint32_t)(j->tiles_x * j->tiles_y);
+    if (j->outputs_image && j->frame_info[fidx].state == FRAME_PENDING &&
+        j->frame_info[fidx].tiles_done == ntiles)
+        s_assemble(m, j, fidx);
+}

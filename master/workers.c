@@ -417,6 +417,8 @@ static void s_result(struct master *m, struct worker *w, struct tsr_msg *msg)
         const char *cls = "exit", *why = "renderer failed";
         tsr_hdr_str_opt(msg->hdr, "class", 31, &cls, NULL, 0);
         tsr_hdr_str_opt(msg->hdr, "error", 1024, &why, NULL, 0);
+        if (strcmp(cls, "fetch") == 0)
+            scrub_suspect(m, j->archive); /* damaged on the master? (scrub.c) */
         task_fail(m, j, idx, cls, why);
         s_result_ack(m, w, (uint64_t)attempt, 1, NULL);
         return;
@@ -487,6 +489,14 @@ void workers_on_verified(struct master *m, struct pool_req *req)
         struct worker *pw = worker_by_peer(m, req->peer, req->peer_len);
         if (pw)
             s_result_ack(m, pw, req->attempt, 0, "not a live attempt");
+        return;
+    }
+    if (req->rc != 0 && req->rotten[0]) {
+        /* A piece was damaged on the master's disk after it came: nobody's
+         * fault but the disk's; the task is rendered again (scrub.c). */
+        task_requeue(m, j, req->task, req->err);
+        if (w && w->peer_len)
+            s_result_ack(m, w, req->attempt, 0, req->err);
         return;
     }
     if (req->rc != 0) {

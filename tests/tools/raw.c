@@ -16,6 +16,14 @@
  *       a worker that registers with SLOTS slots and CORES cores, asks for
  *       SLOTS more tasks every EVERY_MS and never finishes one, for SECONDS;
  *       prints "welcome slots=N" and then "held N" (the TASKs it was given).
+ *   tsr-raw [keys] [--timeout MS] ENDPOINT script < LINES
+ *       sends one message per line of standard input, all on one connection
+ *       (one uploader): "CMD JSON [BODY]", the JSON without spaces, BODY
+ *       "@zero:LEN" (LEN zero bytes) or "@file:PATH:OFFSET:LEN" (a slice of a
+ *       file). It waits for one reply after each line and prints it, unless
+ *       the line starts with "-" (sent at once after the one before, as a
+ *       peer that does not wait would); at the end it prints the replies
+ *       still due. Exit 0 when every message was answered, 3 otherwise.
  *
  * In send, a JSON argument "@FILE" reads the header from FILE (a header
  * larger than one command-line argument may be).
@@ -259,6 +267,84 @@ static int s_alive(void *ctx, const struct s_opts *o)
     return rc;
 }
 
+/* Reads BODY ("@zero:LEN" or "@file:PATH:OFFSET:LEN") into *out (owned). */
+static int s_body(const char *spec, void **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    unsigned long long off = 0, n = 0;
+    char path[1024];
+    if (sscanf(spec, "@zero:%llu", &n) == 1) {
+        *out = calloc(1, n ? n : 1);
+        *len = (size_t)n;
+        return *out ? 0 : -1;
+    }
+    const char *last = strrchr(spec, ':'), *mid = NULL;
+    for (const char *p = spec; last && p < last; p++)
+        if (*p == ':')
+            mid = p; /* the colon before OFFSET */
+    if (strncmp(spec, "@file:", 6) != 0 || !mid || mid <= spec + 6 ||
+        (size_t)(mid - spec - 6) >= sizeof path ||
+        sscanf(mid, ":%llu:%llu", &off, &n) != 2)
+        return -1;
+    memcpy(path, spec + 6, (size_t)(mid - spec - 6));
+    path[mid - spec - 6] = '\0';
+    FILE *f = fopen(path, "rb");
+    *out = malloc(n ? n : 1);
+    if (!f || !*out || fseek(f, (long)off, SEEK_SET) != 0 || fread(*out, 1, n, f) != n) {
+        if (f)
+            fclose(f);
+        free(*out);
+        *out = NULL;
+        return -1;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return 0;
+}
+
+/* The script mode: see the head of the file. */
+static int s_script(void *ctx, const struct s_opts *o)
+{
+    void *s = s_connect(ctx, o);
+    char line[4096];
+    int sent = 0, answered = 0, rc = 0;
+    while (fgets(line, sizeof line, stdin)) {
+        char *p = line, *save = NULL;
+        int nowait = *p == '-';
+        if (nowait)
+            p++;
+        char *cmd = strtok_r(p, " \t\n", &save);
+        char *json = cmd ? strtok_r(NULL, " \t\n", &save) : NULL;
+        char *spec = json ? strtok_r(NULL, " \t\n", &save) : NULL;
+        if (!cmd || cmd[0] == '#')
+            continue;
+        void *body = NULL;
+        size_t blen = 0;
+        if (!json || (spec && s_body(spec, &body, &blen) != 0)) {
+            fprintf(stderr, "tsr-raw: bad script line: %s\n", line);
+            rc = 2;
+            break;
+        }
+        const void *d[4] = {"TSR1", cmd, json, body};
+        size_t l[4] = {4, strlen(cmd), strlen(json), blen};
+        s_frames(s, d, l, spec ? 4 : 3);
+        free(body);
+        sent++;
+        while (!nowait && answered < sent) {
+            if (s_reply(s, o->timeout_ms, 1) != 0)
+                break;
+            answered++;
+        }
+        fflush(stdout);
+    }
+    while (!rc && answered < sent && s_reply(s, o->timeout_ms, 1) == 0)
+        answered++;
+    fflush(stdout);
+    zmq_close(s);
+    return rc ? rc : answered == sent ? 0 : 3;
+}
+
 int main(int argc, char **argv)
 {
     struct s_opts o = {.timeout_ms = 5000};
@@ -285,10 +371,9 @@ int main(int argc, char **argv)
         }
     }
     if (argc - i < 2) {
-        fprintf(
-            stderr,
-            "usage: tsr-raw [--key F --master-key F] [--timeout MS] ENDPOINT "
-            "send CMD JSON|@FILE | abuse N | greedy NAME SLOTS CORES EVERY_MS SECONDS\n");
+        fprintf(stderr, "usage: tsr-raw [--key F --master-key F] [--timeout MS] ENDPOINT "
+                        "send CMD JSON|@FILE | abuse N | script < LINES |\n"
+                        "       greedy NAME SLOTS CORES EVERY_MS SECONDS\n");
         return 2;
     }
     o.endpoint = argv[i];
@@ -307,6 +392,8 @@ int main(int argc, char **argv)
     } else if (strcmp(argv[i + 1], "greedy") == 0 && argc - i == 7) {
         rc = s_greedy(ctx, &o, argv[i + 2], atoi(argv[i + 3]), atoi(argv[i + 4]),
                       atoi(argv[i + 5]), atoi(argv[i + 6]));
+    } else if (strcmp(argv[i + 1], "script") == 0 && argc - i == 2) {
+        rc = s_script(ctx, &o);
     } else if (strcmp(argv[i + 1], "abuse") == 0 && argc - i == 3) {
         int rounds = atoi(argv[i + 2]);
         for (int r = 0; r < rounds; r++) {

@@ -176,6 +176,9 @@ static void s_print_job(const cJSON *job)
     const char *error = tsr_json_str(job, "error", "");
     if (*error)
         s_kv("error", error);
+    const char *damaged = tsr_json_str(job, "damaged", "");
+    if (*damaged)
+        s_kv("damaged", damaged); /* frames the master found damaged (scrub) */
     snprintf(line, sizeof line, "%s  %s", tsr_json_str(job, "renderer", "-"),
              tsr_json_str(job, "scene", ""));
     s_kv("renderer", line);
