@@ -245,10 +245,30 @@ void blobs_on_get(struct master *m, void *sock, struct tsr_msg *msg)
         master_send_error(m, sock, msg->peer, msg->peer_len, "GET", rid, rc, err);
         return;
     }
-    struct pool_req *r = s_req(m, sock, msg, POOL_READ_CHUNK, rid, hash);
+    /* Credit per peer (peers.c): started, held, or refused. */
+    peers_get(m, sock, msg, rid, hash, (uint64_t)offset, (size_t)len);
+}
+
+void blobs_start_read(struct master *m, void *sock, const void *peer, size_t peer_len,
+                      const char *user, int64_t rid, const char *hash, uint64_t offset,
+                      size_t len)
+{
+    struct pool_req *r = calloc(1, sizeof *r);
+    if (!r) {
+        peers_get_ended(m, sock, peer, peer_len);
+        master_send_error(m, sock, peer, peer_len, "GET", rid, TSR_ENOMEM, "out of memory");
+        return;
+    }
+    r->kind = POOL_READ_CHUNK;
+    r->to_workers = sock == m->workers_sock;
+    memcpy(r->peer, peer, peer_len);
+    r->peer_len = peer_len;
+    r->rid = rid;
+    snprintf(r->user, sizeof r->user, "%s", user);
+    snprintf(r->hash, sizeof r->hash, "%s", hash);
     blob_path(m, hash, r->path, sizeof r->path);
-    r->offset = (uint64_t)offset;
-    r->len = (size_t)len;
+    r->offset = offset;
+    r->len = len;
     pool_submit(m, r);
 }
 
@@ -258,6 +278,7 @@ int blobs_on_pool_done(struct master *m, struct pool_req *r)
     void *sock = s_sock(m, r);
     if (r->kind == POOL_READ_CHUNK) {
         if (r->rc != 0) {
+            peers_get_ended(m, sock, r->peer, r->peer_len);
             master_send_error(m, sock, r->peer, r->peer_len, "GET", r->rid, r->rc, r->err);
             return 1;
         }
@@ -266,7 +287,7 @@ int blobs_on_pool_done(struct master *m, struct pool_req *r)
         cJSON_AddStringToObject(h, "hash", r->hash);
         cJSON_AddNumberToObject(h, "offset", (double)r->offset);
         cJSON_AddNumberToObject(h, "size", (double)r->size);
-        master_send_owned(m, sock, r->peer, r->peer_len, "DATA", h, r->data, r->len);
+        master_send_data(m, sock, r->peer, r->peer_len, h, r->data, r->len);
         r->data = NULL;
         cJSON_Delete(h);
         return 1;

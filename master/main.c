@@ -312,7 +312,7 @@ int main(int argc, char **argv)
         s_bind(&m, &m.workers_sock, m.cfg.worker_ep, "workers") != 0)
         return 1;
     memset(s_sec.sec, 0, sizeof s_sec.sec); /* the sockets hold it now */
-    if (pool_start(&m, m.cfg.pool_threads) != 0) {
+    if (peers_init(&m) != 0 || pool_start(&m, m.cfg.pool_threads) != 0) {
         fprintf(stderr, "tessera-master: cannot start worker threads\n");
         return 1;
     }
@@ -343,6 +343,7 @@ int main(int argc, char **argv)
     auth_stop(&m.auth);
     access_destroy(&m.access);
     zmq_ctx_term(m.zctx);
+    peers_destroy(&m); /* after ZeroMQ let go of every message */
     store_commit(&m);
     store_close(&m);
     for (size_t i = 0; i < m.njobs; i++)

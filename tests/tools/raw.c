@@ -12,6 +12,18 @@
  *       unknown commands, an oversize frame that must cut the connection)
  *       and then checks, on a fresh connection, that the peer still answers
  *       HEARTBEAT or STATUS with something well-formed. Exit 0 when it does.
+ *   tsr-raw [keys] ENDPOINT getflood N HASH LEN GOFILE
+ *       a slow reader: sends N GETs of LEN bytes of blob HASH without reading
+ *       (a one-message receive queue and a small socket buffer keep the
+ *       answers on the master's side), prints "sent N", waits until GOFILE
+ *       exists, then reads every answer and prints "data=D busy=B other=O"
+ *       and the first TSR_EBUSY message. Exit 0 when all N were answered.
+ *   tsr-raw [keys] ENDPOINT race N CMD_A JSON_A CMD_B JSON_B [KEY_B]
+ *       connection A sends N requests CMD_A (rid 1..N) without waiting, then
+ *       connection B (key KEY_B, else A's) sends one CMD_B and waits for it,
+ *       counting A's answers meanwhile; prints "b_after_a=K of N b_ms=T
+ *       a_ms=U b=CMD" once all have answered. Exit 0 when B and all of A
+ *       were answered.
  *
  * It links only the core library: the codec (to read replies) and the key
  * files.
@@ -24,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 /* How to connect. */
@@ -173,6 +186,129 @@ static int s_alive(void *ctx, const struct s_opts *o)
     return rc;
 }
 
+/* One message on s within timeout_ms: its command (cmd, 32 bytes), its
+ * header's "code" and "message" (msg, msglen). Returns 0, or 3 on silence. */
+static int s_take(void *s, int timeout_ms, char *cmd, int *code, char *msg, size_t msglen)
+{
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    int64_t end = tsr_now_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = end - tsr_now_ms();
+        if (left <= 0 || zmq_poll(&it, 1, (long)left) <= 0)
+            return 3;
+        struct tsr_msg m;
+        char err[256];
+        int rc = tsr_msg_recv(s, 0, 1, &m, err, sizeof err);
+        if (rc == TSR_ETIMEOUT)
+            continue;
+        if (rc != 0) {
+            snprintf(cmd, 32, "MALFORMED");
+            return 0;
+        }
+        snprintf(cmd, 32, "%s", m.cmd);
+        int64_t c = 0;
+        const char *text = NULL;
+        tsr_hdr_int_opt(m.hdr, "code", -1000, 0, &c, NULL, 0);
+        tsr_hdr_str_opt(m.hdr, "message", 1024, &text, NULL, 0);
+        *code = (int)c;
+        snprintf(msg, msglen, "%s", text ? text : "");
+        tsr_msg_clear(&m);
+        return 0;
+    }
+}
+
+static int s_getflood(void *ctx, const struct s_opts *o, int n, const char *hash,
+                      const char *len, const char *gofile)
+{
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    int one = 1, small = 4096, zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &one, sizeof one);
+    zmq_setsockopt(s, ZMQ_RCVBUF, &small, sizeof small);
+    if (o->curve)
+        tsr_curve_client(s, o->pub, o->sec, o->server);
+    if (zmq_connect(s, o->endpoint) != 0)
+        return 2;
+    for (int i = 1; i <= n; i++) {
+        char hdr[256];
+        snprintf(hdr, sizeof hdr, "{\"rid\":%d,\"hash\":\"%s\",\"offset\":0,\"len\":%s}", i,
+                 hash, len);
+        const void *d[3] = {"TSR1", "GET", hdr};
+        size_t l[3] = {4, 3, strlen(hdr)};
+        s_frames(s, d, l, 3);
+    }
+    printf("sent %d\n", n);
+    fflush(stdout);
+    int64_t end = tsr_now_ms() + 300000;
+    while (access(gofile, F_OK) != 0 && tsr_now_ms() < end)
+        zmq_poll(NULL, 0, 50);
+    int data = 0, busy = 0, other = 0;
+    char first_busy[1024] = "";
+    while (data + busy + other < n) {
+        char cmd[32], text[1024];
+        int code = 0;
+        if (s_take(s, o->timeout_ms, cmd, &code, text, sizeof text) != 0)
+            break;
+        if (strcmp(cmd, "DATA") == 0) {
+            data++;
+        } else if (strcmp(cmd, "ERROR") == 0 && code == TSR_EBUSY) {
+            if (!busy++)
+                snprintf(first_busy, sizeof first_busy, "%s", text);
+        } else {
+            other++;
+        }
+    }
+    printf("data=%d busy=%d other=%d\n", data, busy, other);
+    if (busy)
+        printf("busy: %s\n", first_busy);
+    zmq_close(s);
+    return data + busy + other == n ? 0 : 3;
+}
+
+static int s_race(void *ctx, const struct s_opts *o, const struct s_opts *ob, int n,
+                  char **a, char **b)
+{
+    void *sa = s_connect(ctx, o);
+    void *sb = s_connect(ctx, ob);
+    int64_t t0 = tsr_now_ms();
+    for (int i = 1; i <= n; i++) {
+        /* JSON_A with its rid: '{' + "rid":i, + the rest */
+        char hdr[4096];
+        snprintf(hdr, sizeof hdr, "{\"rid\":%d,%s", i, a[1] + 1);
+        const void *d[3] = {"TSR1", a[0], hdr};
+        size_t l[3] = {4, strlen(a[0]), strlen(hdr)};
+        s_frames(sa, d, l, 3);
+    }
+    const void *d[3] = {"TSR1", b[0], b[1]};
+    size_t l[3] = {4, strlen(b[0]), strlen(b[1])};
+    s_frames(sb, d, l, 3);
+    int got_a = 0, b_after = -1;
+    int64_t b_ms = -1, a_ms = -1;
+    char b_cmd[32] = "", b_text[1024] = "";
+    zmq_pollitem_t it[2] = {{sa, 0, ZMQ_POLLIN, 0}, {sb, 0, ZMQ_POLLIN, 0}};
+    int64_t end = tsr_now_ms() + o->timeout_ms;
+    while ((got_a < n || b_after < 0) && tsr_now_ms() < end) {
+        if (zmq_poll(it, 2, (long)(end - tsr_now_ms())) <= 0)
+            break;
+        char cmd[32], text[1024];
+        int code = 0;
+        if ((it[0].revents & ZMQ_POLLIN) && s_take(sa, 0, cmd, &code, text, sizeof text) == 0) {
+            if (++got_a == n)
+                a_ms = tsr_now_ms() - t0;
+        }
+        if ((it[1].revents & ZMQ_POLLIN) && b_after < 0 &&
+            s_take(sb, 0, b_cmd, &code, b_text, sizeof b_text) == 0) {
+            b_after = got_a;
+            b_ms = tsr_now_ms() - t0;
+        }
+    }
+    printf("b_after_a=%d of %d b_ms=%lld a_ms=%lld b=%s %s\n", b_after, n, (long long)b_ms,
+           (long long)a_ms, b_cmd, b_text);
+    zmq_close(sa);
+    zmq_close(sb);
+    return got_a == n && b_after >= 0 ? 0 : 3;
+}
+
 int main(int argc, char **argv)
 {
     struct s_opts o = {.timeout_ms = 5000};
@@ -200,7 +336,8 @@ int main(int argc, char **argv)
     }
     if (argc - i < 2) {
         fprintf(stderr, "usage: tsr-raw [--key F --master-key F] [--timeout MS] ENDPOINT "
-                        "send CMD JSON | abuse N\n");
+                        "send CMD JSON | abuse N | getflood N HASH LEN GOFILE |\n"
+                        "       race N CMD_A JSON_A CMD_B JSON_B [KEY_B]\n");
         return 2;
     }
     o.endpoint = argv[i];
@@ -232,6 +369,18 @@ int main(int argc, char **argv)
         rc = s_alive(ctx, &o);
         if (rc != 0)
             fprintf(stderr, "tsr-raw: the peer at %s stopped answering\n", o.endpoint);
+    } else if (strcmp(argv[i + 1], "getflood") == 0 && argc - i == 6) {
+        rc = s_getflood(ctx, &o, atoi(argv[i + 2]), argv[i + 3], argv[i + 4], argv[i + 5]);
+    } else if (strcmp(argv[i + 1], "race") == 0 && (argc - i == 7 || argc - i == 8)) {
+        struct s_opts ob = o;
+        if (argc - i == 8) {
+            char err[512];
+            if (tsr_key_load_secret(argv[i + 7], ob.pub, ob.sec, err, sizeof err) != 0) {
+                fprintf(stderr, "tsr-raw: %s\n", err);
+                return 2;
+            }
+        }
+        rc = s_race(ctx, &o, &ob, atoi(argv[i + 2]), &argv[i + 3], &argv[i + 5]);
     } else {
         fprintf(stderr, "tsr-raw: unknown mode '%s'\n", argv[i + 1]);
     }
