@@ -65,6 +65,7 @@ static struct pool_req *s_req(struct master *m, void *sock, struct tsr_msg *msg,
     memcpy(r->peer, msg->peer, msg->peer_len);
     r->peer_len = msg->peer_len;
     r->rid = rid;
+    snprintf(r->user, sizeof r->user, "%s", msg->user); /* the pool's lane */
     snprintf(r->hash, sizeof r->hash, "%s", hash);
     return r;
 }

@@ -204,6 +204,7 @@ static void s_sheet(struct master *m, struct tsr_msg *msg, int64_t rid, struct j
     memcpy(req->peer, msg->peer, msg->peer_len);
     req->peer_len = msg->peer_len;
     req->rid = rid;
+    snprintf(req->user, sizeof req->user, "%s", msg->user); /* the pool's lane */
     req->job = j->id;
     req->npieces = n;
     req->pieces = calloc(n, sizeof *req->pieces);

@@ -63,7 +63,7 @@ static void s_usage(FILE *out)
             "defaults: --data ./tessera-data --clients tcp://127.0.0.1:7400\n"
             "          --workers tcp://127.0.0.1:7401 --heartbeat-ms 1000 --liveness 5\n"
             "          --map-size 1024 --map-max 16384 --block-after 3 --quarantine-jobs 3\n"
-            "          --threads 2 --max-archive-entries 100000 --max-archive-size 65536\n"
+            "          --threads 3 --max-archive-entries 100000 --max-archive-size 65536\n"
             "          --max-archive-ratio 1000\n");
 }
 
@@ -160,7 +160,7 @@ int main(int argc, char **argv)
     m.cfg.heartbeat_ms = 1000;
     m.cfg.liveness = 5;
     m.cfg.map_size = 1024ULL << 20;
-    m.cfg.pool_threads = 2;
+    m.cfg.pool_threads = 3; /* two for heavy work, one kept for chunks (pool.c) */
     m.cfg.default_max_failures = 3;
     m.cfg.default_timeout_s = 3600;
     m.cfg.map_max = 16384ULL << 20;

@@ -435,6 +435,11 @@ struct pool_req {
     size_t peer_len;               /* its length */
     int64_t rid;                   /* the request id to echo */
     char user[64];                 /* User-Id of who asked (SUBMIT: the owner) */
+    char lane[80];                 /* who the pool charges it to (pool.c); set
+                                      by pool_submit when left empty */
+    void *work;                    /* a sliced request's state between its
+                                      slices (pool.c, owned) */
+    int more;                      /* set by a slice: not finished, requeue */
     char hash[TSR_HASH_HEX];       /* blob concerned */
     char path[MASTER_PATH_MAX + 64];  /* file to read/write/check */
     char path2[MASTER_PATH_MAX + 64]; /* destination file */

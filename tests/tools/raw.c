@@ -194,7 +194,7 @@ static int s_take(void *s, int timeout_ms, char *cmd, int *code, char *msg, size
     int64_t end = tsr_now_ms() + timeout_ms;
     for (;;) {
         int64_t left = end - tsr_now_ms();
-        if (left <= 0 || zmq_poll(&it, 1, (long)left) <= 0)
+        if (left < 0 || zmq_poll(&it, 1, (long)left) <= 0)
             return 3;
         struct tsr_msg m;
         char err[256];
