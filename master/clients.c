@@ -84,6 +84,8 @@ void clients_on_message(struct master *m, struct tsr_msg *msg)
     const char *c = msg->cmd;
     if (!access_request_ok(m, msg, rid)) {
         /* refused (auth.h); the ERROR is on its way */
+    } else if (!ratelimit_admit(m, msg, rid)) {
+        /* a change past the sender's rate; TSR_EBUSY is on its way */
     } else if (strcmp(c, "SUBMIT") == 0) {
         clients_on_submit(m, msg);
     } else if (strcmp(c, "PUT") == 0) {

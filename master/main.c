@@ -59,12 +59,13 @@ static void s_usage(FILE *out)
             "                      [--key FILE --studio-keys DIR --operator-keys DIR\n"
             "                       --worker-keys DIR] [--insecure]\n"
             "                      [--max-archive-entries N] [--max-archive-size MIB]\n"
-            "                      [--max-archive-ratio N]\n"
+            "                      [--max-archive-ratio N] [--mutation-rate N]\n"
+            "                      [--mutation-burst N]\n"
             "defaults: --data ./tessera-data --clients tcp://127.0.0.1:7400\n"
             "          --workers tcp://127.0.0.1:7401 --heartbeat-ms 1000 --liveness 5\n"
             "          --map-size 1024 --map-max 16384 --block-after 3 --quarantine-jobs 3\n"
             "          --threads 3 --max-archive-entries 100000 --max-archive-size 65536\n"
-            "          --max-archive-ratio 1000\n");
+            "          --max-archive-ratio 1000 --mutation-rate 50 --mutation-burst 200\n");
 }
 
 static int s_int_arg(const char *flag, const char *v, long min, long max, long *out)
@@ -168,6 +169,8 @@ int main(int argc, char **argv)
     m.cfg.block_ms = 10 * 60 * 1000;
     m.cfg.quarantine_jobs = 3;
     m.cfg.quarantine_window_ms = 60 * 60 * 1000;
+    m.cfg.mutation_rate = 50;
+    m.cfg.mutation_burst = 200;
 
     tsr_archive_limits_default(&m.cfg.archive);
 
@@ -185,6 +188,8 @@ int main(int argc, char **argv)
         {"max-archive-entries", required_argument, 0, 1006},
         {"max-archive-size", required_argument, 0, 1007},
         {"max-archive-ratio", required_argument, 0, 1008},
+        {"mutation-rate", required_argument, 0, 1101},
+        {"mutation-burst", required_argument, 0, 1102},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     int c;
     long n;
@@ -257,6 +262,16 @@ int main(int argc, char **argv)
             if (s_int_arg("--max-archive-ratio", optarg, 1, 1000000, &n))
                 return 2;
             m.cfg.archive.max_ratio = (uint64_t)n;
+            break;
+        case 1101:
+            if (s_int_arg("--mutation-rate", optarg, 0, 1000000, &n))
+                return 2;
+            m.cfg.mutation_rate = (int)n;
+            break;
+        case 1102:
+            if (s_int_arg("--mutation-burst", optarg, 1, 1000000, &n))
+                return 2;
+            m.cfg.mutation_burst = (int)n;
             break;
         case 'h': s_usage(stdout); return 0;
         default:
@@ -344,6 +359,7 @@ int main(int argc, char **argv)
     access_destroy(&m.access);
     zmq_ctx_term(m.zctx);
     peers_destroy(&m); /* after ZeroMQ let go of every message */
+    ratelimit_destroy(&m);
     store_commit(&m);
     store_close(&m);
     for (size_t i = 0; i < m.njobs; i++)

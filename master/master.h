@@ -223,6 +223,7 @@ struct upload {
 
 struct outmsg;
 struct peers;
+struct ratelimit;
 struct pool;
 struct pool_req;
 
@@ -244,6 +245,9 @@ struct master_config {
     int64_t quarantine_window_ms; /* that window */
     uint64_t map_max;            /* largest the LMDB map may grow to, bytes */
     struct tsr_archive_limits archive; /* what a submitted archive may hold */
+    int mutation_rate;           /* changes a second one client may ask for
+                                    (ratelimit.c); 0: no limit */
+    int mutation_burst;          /* how many it may ask for at once */
 };
 
 struct master {
@@ -254,6 +258,7 @@ struct master {
     void *pool_done;              /* PULL, pool completions */
     struct pool *pool;            /* heavy-work threads */
     struct peers *peers;          /* what each peer has queued; GET credit (peers.c) */
+    struct ratelimit *rate;       /* each client's bucket of changes (ratelimit.c) */
 
     MDB_env *env;                 /* LMDB environment */
     MDB_dbi db_meta, db_jobs, db_tasks, db_frames, db_pieces, db_workers,
@@ -352,6 +357,13 @@ void peers_get_ended(struct master *m, void *sock, const void *peer, size_t peer
  * body (malloc'd). get: it is a GET's DATA. */
 void peers_flush_one(struct master *m, void *sock, const void *peer, size_t peer_len,
                      const char *cmd, char *hdr, void *body, size_t body_len, int get);
+
+/* ratelimit.c: a token bucket of changes per client */
+/* Returns 1 when msg may go on; 0 when it was a change past its sender's
+ * rate, answered with TSR_EBUSY and retry_ms. */
+int ratelimit_admit(struct master *m, const struct tsr_msg *msg, int64_t rid);
+void ratelimit_cron(struct master *m);
+void ratelimit_destroy(struct master *m);
 
 /* blobs.c */
 /* Hands the read of an admitted GET to the pool. */

@@ -247,6 +247,7 @@ int master_run(struct master *m)
             workers_cron(m);
             blobs_cron(m);
             peers_cron(m);
+            ratelimit_cron(m);
             access_cron(m);
             if (m->frames_retry_ms && now >= m->frames_retry_ms) {
                 m->frames_retry_ms = 0;

@@ -18,6 +18,11 @@
  *       answers on the master's side), prints "sent N", waits until GOFILE
  *       exists, then reads every answer and prints "data=D busy=B other=O"
  *       and the first TSR_EBUSY message. Exit 0 when all N were answered.
+ *   tsr-raw [keys] ENDPOINT burst N CMD_A JSON_A CMD_B JSON_B
+ *       sends CMD_A and CMD_B in turns, N of each (rid 1..2N, added to the
+ *       JSON), at once on one connection, then reads every answer and
+ *       prints "ok=X busy=Y other=Z" (busy: ERROR with TSR_EBUSY) and the
+ *       first TSR_EBUSY message. Exit 0 when all 2N were answered.
  *   tsr-raw [keys] ENDPOINT race N CMD_A JSON_A CMD_B JSON_B [KEY_B]
  *       connection A sends N requests CMD_A (rid 1..N) without waiting, then
  *       connection B (key KEY_B, else A's) sends one CMD_B and waits for it,
@@ -265,6 +270,38 @@ static int s_getflood(void *ctx, const struct s_opts *o, int n, const char *hash
     return data + busy + other == n ? 0 : 3;
 }
 
+static int s_burst(void *ctx, const struct s_opts *o, int n, char **cmds)
+{
+    void *s = s_connect(ctx, o);
+    for (int i = 1; i <= 2 * n; i++) {
+        char **c = (i % 2) ? cmds : cmds + 2;
+        char hdr[4096];
+        snprintf(hdr, sizeof hdr, "{\"rid\":%d,%s", i, c[1] + 1);
+        const void *d[3] = {"TSR1", c[0], hdr};
+        size_t l[3] = {4, strlen(c[0]), strlen(hdr)};
+        s_frames(s, d, l, 3);
+    }
+    int ok = 0, busy = 0, other = 0;
+    char first_busy[1024] = "";
+    while (ok + busy + other < 2 * n) {
+        char cmd[32], text[1024];
+        int code = 0;
+        if (s_take(s, o->timeout_ms, cmd, &code, text, sizeof text) != 0)
+            break;
+        if (strcmp(cmd, "ERROR") != 0)
+            ok++;
+        else if (code == TSR_EBUSY && !busy++)
+            snprintf(first_busy, sizeof first_busy, "%s", text);
+        else if (code != TSR_EBUSY)
+            other++;
+    }
+    printf("ok=%d busy=%d other=%d\n", ok, busy, other);
+    if (busy)
+        printf("busy: %s\n", first_busy);
+    zmq_close(s);
+    return ok + busy + other == 2 * n ? 0 : 3;
+}
+
 static int s_race(void *ctx, const struct s_opts *o, const struct s_opts *ob, int n,
                   char **a, char **b)
 {
@@ -337,6 +374,7 @@ int main(int argc, char **argv)
     if (argc - i < 2) {
         fprintf(stderr, "usage: tsr-raw [--key F --master-key F] [--timeout MS] ENDPOINT "
                         "send CMD JSON | abuse N | getflood N HASH LEN GOFILE |\n"
+                        "       burst N CMD_A JSON_A CMD_B JSON_B |\n"
                         "       race N CMD_A JSON_A CMD_B JSON_B [KEY_B]\n");
         return 2;
     }
@@ -371,6 +409,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "tsr-raw: the peer at %s stopped answering\n", o.endpoint);
     } else if (strcmp(argv[i + 1], "getflood") == 0 && argc - i == 6) {
         rc = s_getflood(ctx, &o, atoi(argv[i + 2]), argv[i + 3], argv[i + 4], argv[i + 5]);
+    } else if (strcmp(argv[i + 1], "burst") == 0 && argc - i == 7) {
+        rc = s_burst(ctx, &o, atoi(argv[i + 2]), &argv[i + 3]);
     } else if (strcmp(argv[i + 1], "race") == 0 && (argc - i == 7 || argc - i == 8)) {
         struct s_opts ob = o;
         if (argc - i == 8) {
