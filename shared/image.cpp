@@ -551,37 +551,58 @@ static void s_stats(const float *px, size_t npixels, int nc, struct tsr_image_st
     }
 }
 
+// Checks the geometry a header declares against what is expected of it.
+static int s_check_window(const char *path, const struct tsr_image_info &info,
+                          const struct tsr_region *expect, int full_width, int full_height,
+                          char *err, size_t errlen)
+{
+    const tsr_region &d = info.data;
+    if (info.full_width != full_width || info.full_height != full_height) {
+        s_errf(err, errlen, "'%s': display window is %dx%d, expected %dx%d", path,
+               info.full_width, info.full_height, full_width, full_height);
+        return TSR_EIMAGE;
+    }
+    if (d.x0 != expect->x0 || d.y0 != expect->y0 || d.x1 != expect->x1 ||
+        d.y1 != expect->y1) {
+        s_errf(err, errlen, "'%s': data window is [%d,%d)x[%d,%d), expected [%d,%d)x[%d,%d)",
+               path, d.x0, d.x1, d.y0, d.y1, expect->x0, expect->x1, expect->y0,
+               expect->y1);
+        return TSR_EIMAGE;
+    }
+    return 0;
+}
+
+// The header is checked against expect before a single pixel is allocated:
+// a piece that declares 8192x8192 for a 64x64 tile costs a header read, not
+// the gigabyte its pixels would take.
 static int s_verify(const char *path, const struct tsr_image_limits *lim,
                     const struct tsr_region *expect, int full_width, int full_height,
                     struct tsr_image_stats *stats, char *err, size_t errlen)
 {
-    struct tsr_image_info info;
-    float *px = NULL;
-    int rc = s_read(path, lim, &info, &px, err, errlen, true);
+    struct opened o;
+    int rc = s_open(path, lim, &o, err, errlen, true);
     if (rc != 0)
         return rc;
+    if (expect &&
+        (rc = s_check_window(path, o.info, expect, full_width, full_height, err, errlen)) != 0) {
+        o.in->close();
+        return rc;
+    }
+    std::unique_ptr<float, void (*)(void *)> px((float *)malloc(o.nfloats * sizeof(float)),
+                                                 free);
+    if (!px) {
+        s_errf(err, errlen, "'%s': out of memory for %zu samples", path, o.nfloats);
+        return TSR_ENOMEM;
+    }
+    stride_t ystride = (stride_t)s_width(o.info.data) * o.info.nchannels * sizeof(float);
+    if ((rc = s_decode(path, &o, px.get(), ystride, err, errlen)) != 0)
+        return rc;
     struct tsr_image_stats st;
-    size_t npixels = (size_t)s_width(info.data) * (size_t)s_height(info.data);
-    s_stats(px, npixels, info.nchannels, &st);
-    free(px);
+    size_t npixels = (size_t)s_width(o.info.data) * (size_t)s_height(o.info.data);
+    s_stats(px.get(), npixels, o.info.nchannels, &st);
+    px.reset();
     if (stats)
         *stats = st;
-    if (expect) {
-        const tsr_region &d = info.data;
-        if (info.full_width != full_width || info.full_height != full_height) {
-            s_errf(err, errlen, "'%s': display window is %dx%d, expected %dx%d", path,
-                   info.full_width, info.full_height, full_width, full_height);
-            return TSR_EIMAGE;
-        }
-        if (d.x0 != expect->x0 || d.y0 != expect->y0 || d.x1 != expect->x1 ||
-            d.y1 != expect->y1) {
-            s_errf(err, errlen,
-                   "'%s': data window is [%d,%d)x[%d,%d), expected [%d,%d)x[%d,%d)", path,
-                   d.x0, d.x1, d.y0, d.y1, expect->x0, expect->x1, expect->y0,
-                   expect->y1);
-            return TSR_EIMAGE;
-        }
-    }
     if (st.nan_count > 0 || st.inf_count > 0) {
         s_errf(err, errlen, "'%s': piece has %llu NaN and %llu Inf samples", path,
                (unsigned long long)st.nan_count, (unsigned long long)st.inf_count);

@@ -23,6 +23,11 @@
  *       JSON), at once on one connection, then reads every answer and
  *       prints "ok=X busy=Y other=Z" (busy: ERROR with TSR_EBUSY) and the
  *       first TSR_EBUSY message. Exit 0 when all 2N were answered.
+ *   tsr-raw [keys] ENDPOINT piece NAME FILE
+ *       a worker that sends FILE as the image of the first task it gets: on
+ *       the worker endpoint, HELLO as NAME (one slot), READY, and on TASK
+ *       uploads FILE (PUT/CHUNK/PUT_END) and sends RESULT with it for the
+ *       task's first frame; prints the RESULT_ACK. Exit 0 on an ack.
  *   tsr-raw [keys] ENDPOINT race N CMD_A JSON_A CMD_B JSON_B [KEY_B]
  *       connection A sends N requests CMD_A (rid 1..N) without waiting, then
  *       connection B (key KEY_B, else A's) sends one CMD_B and waits for it,
@@ -35,6 +40,7 @@
  */
 #include "tessera/curve.h"
 #include "tessera/error.h"
+#include "tessera/hash.h"
 #include "tessera/proto.h"
 #include "tessera/util.h"
 
@@ -302,6 +308,133 @@ static int s_burst(void *ctx, const struct s_opts *o, int n, char **cmds)
     return ok + busy + other == 2 * n ? 0 : 3;
 }
 
+/* Waits for command want on s (answering nothing, heartbeating every
+ * 100 ms); *out gets it. Returns 0, or 3 after timeout_ms. */
+static int s_await(void *s, int timeout_ms, const char *want, struct tsr_msg *out)
+{
+    int64_t end = tsr_now_ms() + timeout_ms, beat = 0;
+    for (;;) {
+        int64_t now = tsr_now_ms();
+        if (now >= end)
+            return 3;
+        if (now >= beat) {
+            tsr_msg_send(s, NULL, 0, "HEARTBEAT", NULL, NULL, 0);
+            beat = now + 100;
+        }
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 50) <= 0)
+            continue;
+        char err[256];
+        if (tsr_msg_recv(s, 0, 1, out, err, sizeof err) != 0)
+            continue;
+        if (strcmp(out->cmd, want) == 0)
+            return 0;
+        if (strcmp(out->cmd, "ERROR") == 0) {
+            char *text = cJSON_PrintUnformatted(out->hdr);
+            fprintf(stderr, "tsr-raw: waiting for %s: ERROR %s\n", want, text ? text : "");
+            free(text);
+        }
+        tsr_msg_clear(out);
+    }
+}
+
+static int s_piece(void *ctx, const struct s_opts *o, const char *name, const char *file)
+{
+    char hash[TSR_HASH_HEX];
+    unsigned long long size = 0;
+    if (tsr_hash_file(file, hash, &size) != 0) {
+        fprintf(stderr, "tsr-raw: cannot read %s\n", file);
+        return 2;
+    }
+    void *s = s_connect(ctx, o);
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddStringToObject(h, "name", name);
+    cJSON_AddStringToObject(h, "hub", "raw");
+    cJSON_AddNumberToObject(h, "slots", 1);
+    cJSON_AddNumberToObject(h, "cores", 1);
+    cJSON_AddNumberToObject(h, "memory_mb", 1024);
+    cJSON_AddItemToObject(h, "gpus", cJSON_CreateArray());
+    cJSON *rn = cJSON_AddArrayToObject(h, "renderers");
+    cJSON_AddItemToArray(rn, cJSON_CreateString("builtin"));
+    cJSON_AddItemToArray(rn, cJSON_CreateString("command"));
+    cJSON_AddItemToObject(h, "running", cJSON_CreateArray());
+    cJSON_AddStringToObject(h, "version", "raw");
+    tsr_msg_send(s, NULL, 0, "HELLO", h, NULL, 0);
+    cJSON_Delete(h);
+    struct tsr_msg m;
+    int rc = s_await(s, o->timeout_ms, "WELCOME", &m);
+    if (rc != 0)
+        goto out;
+    tsr_msg_clear(&m);
+    h = cJSON_CreateObject();
+    cJSON_AddNumberToObject(h, "credit", 1);
+    tsr_msg_send(s, NULL, 0, "READY", h, NULL, 0);
+    cJSON_Delete(h);
+    if ((rc = s_await(s, o->timeout_ms, "TASK", &m)) != 0)
+        goto out;
+    int64_t attempt = 0, frame = 0;
+    tsr_hdr_int(m.hdr, "attempt", 1, INT64_MAX / 2, &attempt, NULL, 0);
+    tsr_hdr_int(m.hdr, "frame_start", INT32_MIN, INT32_MAX, &frame, NULL, 0);
+    tsr_msg_clear(&m);
+    h = cJSON_CreateObject();
+    cJSON_AddNumberToObject(h, "rid", 1);
+    cJSON_AddStringToObject(h, "hash", hash);
+    cJSON_AddNumberToObject(h, "size", (double)size);
+    tsr_msg_send(s, NULL, 0, "PUT", h, NULL, 0);
+    cJSON_Delete(h);
+    if ((rc = s_await(s, o->timeout_ms, "PUT_OK", &m)) != 0)
+        goto out;
+    tsr_msg_clear(&m);
+    FILE *f = fopen(file, "rb");
+    static char chunk[TSR_PROTO_CHUNK];
+    for (unsigned long long off = 0; f && off < size; off += TSR_PROTO_CHUNK) {
+        size_t n = fread(chunk, 1, sizeof chunk, f);
+        h = cJSON_CreateObject();
+        cJSON_AddNumberToObject(h, "rid", 2);
+        cJSON_AddStringToObject(h, "hash", hash);
+        cJSON_AddNumberToObject(h, "offset", (double)off);
+        tsr_msg_send(s, NULL, 0, "CHUNK", h, chunk, n);
+        cJSON_Delete(h);
+        if ((rc = s_await(s, o->timeout_ms, "CHUNK_OK", &m)) != 0)
+            break;
+        tsr_msg_clear(&m);
+    }
+    if (f)
+        fclose(f);
+    if (rc != 0)
+        goto out;
+    h = cJSON_CreateObject();
+    cJSON_AddNumberToObject(h, "rid", 3);
+    cJSON_AddStringToObject(h, "hash", hash);
+    tsr_msg_send(s, NULL, 0, "PUT_END", h, NULL, 0);
+    cJSON_Delete(h);
+    if ((rc = s_await(s, o->timeout_ms, "PUT_DONE", &m)) != 0)
+        goto out;
+    tsr_msg_clear(&m);
+    h = cJSON_CreateObject();
+    cJSON_AddNumberToObject(h, "attempt", (double)attempt);
+    cJSON_AddBoolToObject(h, "ok", 1);
+    cJSON *files = cJSON_AddArrayToObject(h, "files");
+    cJSON *fo = cJSON_CreateObject();
+    cJSON_AddNumberToObject(fo, "frame", (double)frame);
+    cJSON_AddStringToObject(fo, "hash", hash);
+    cJSON_AddNumberToObject(fo, "size", (double)size);
+    cJSON_AddItemToArray(files, fo);
+    cJSON_AddNumberToObject(h, "render_ms", 1);
+    cJSON_AddStringToObject(h, "log", "");
+    tsr_msg_send(s, NULL, 0, "RESULT", h, NULL, 0);
+    cJSON_Delete(h);
+    if ((rc = s_await(s, o->timeout_ms, "RESULT_ACK", &m)) != 0)
+        goto out;
+    char *text = cJSON_PrintUnformatted(m.hdr);
+    printf("RESULT_ACK %s\n", text ? text : "{}");
+    free(text);
+    tsr_msg_clear(&m);
+out:
+    zmq_close(s);
+    return rc;
+}
+
 static int s_race(void *ctx, const struct s_opts *o, const struct s_opts *ob, int n,
                   char **a, char **b)
 {
@@ -374,7 +507,7 @@ int main(int argc, char **argv)
     if (argc - i < 2) {
         fprintf(stderr, "usage: tsr-raw [--key F --master-key F] [--timeout MS] ENDPOINT "
                         "send CMD JSON | abuse N | getflood N HASH LEN GOFILE |\n"
-                        "       burst N CMD_A JSON_A CMD_B JSON_B |\n"
+                        "       burst N CMD_A JSON_A CMD_B JSON_B | piece NAME FILE |\n"
                         "       race N CMD_A JSON_A CMD_B JSON_B [KEY_B]\n");
         return 2;
     }
@@ -409,6 +542,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "tsr-raw: the peer at %s stopped answering\n", o.endpoint);
     } else if (strcmp(argv[i + 1], "getflood") == 0 && argc - i == 6) {
         rc = s_getflood(ctx, &o, atoi(argv[i + 2]), argv[i + 3], argv[i + 4], argv[i + 5]);
+    } else if (strcmp(argv[i + 1], "piece") == 0 && argc - i == 4) {
+        rc = s_piece(ctx, &o, argv[i + 2], argv[i + 3]);
     } else if (strcmp(argv[i + 1], "burst") == 0 && argc - i == 7) {
         rc = s_burst(ctx, &o, atoi(argv[i + 2]), &argv[i + 3]);
     } else if (strcmp(argv[i + 1], "race") == 0 && (argc - i == 7 || argc - i == 8)) {
