@@ -134,6 +134,7 @@ static struct pool_req *s_req(struct master *m, void *sock, struct tsr_msg *msg,
     memcpy(r->peer, msg->peer, msg->peer_len);
     r->peer_len = msg->peer_len;
     r->rid = rid;
+    snprintf(r->user, sizeof r->user, "%s", msg->user); /* the pool's lane */
     snprintf(r->hash, sizeof r->hash, "%s", hash);
     return r;
 }
@@ -302,6 +303,7 @@ static void s_start_hash(struct master *m, struct upload *u)
     r->peer_len = u->reply_peer_len;
     r->rid = u->reply_rid;
     r->upload = u->id;
+    snprintf(r->user, sizeof r->user, "%s", u->user); /* the pool's lane */
     u->pending = 1; /* the hashing itself: nothing else touches the file */
     snprintf(r->hash, sizeof r->hash, "%s", u->hash);
     snprintf(r->path, sizeof r->path, "%s", u->tmp);
@@ -389,10 +391,40 @@ void blobs_on_get(struct master *m, void *sock, struct tsr_msg *msg)
         master_send_error(m, sock, msg->peer, msg->peer_len, "GET", rid, rc, err);
         return;
     }
-    struct pool_req *r = s_req(m, sock, msg, POOL_READ_CHUNK, rid, hash);
+    /* Credit per peer (peers.c): started, held, or refused. */
+    peers_get(m, sock, msg, rid, hash, (uint64_t)offset, (size_t)len);
+}
+
+void blobs_start_read(struct master *m, void *sock, const void *peer, size_t peer_len,
+                      const char *user, int64_t rid, const char *hash, uint64_t offset,
+                      size_t len)
+{
+    /* A GET held by peers.c starts later: the blob may have been set aside
+     * meanwhile (scrub.c), and its size is what the read checks against. */
+    uint64_t size = 0;
+    if (!store_has_blob(m, hash, &size)) {
+        peers_get_ended(m, sock, peer, peer_len);
+        char err[96];
+        snprintf(err, sizeof err, "blob %.12s is not on the master", hash);
+        master_send_error(m, sock, peer, peer_len, "GET", rid, TSR_ENOTFOUND, err);
+        return;
+    }
+    struct pool_req *r = calloc(1, sizeof *r);
+    if (!r) {
+        peers_get_ended(m, sock, peer, peer_len);
+        master_send_error(m, sock, peer, peer_len, "GET", rid, TSR_ENOMEM, "out of memory");
+        return;
+    }
+    r->kind = POOL_READ_CHUNK;
+    r->to_workers = sock == m->workers_sock;
+    memcpy(r->peer, peer, peer_len);
+    r->peer_len = peer_len;
+    r->rid = rid;
+    snprintf(r->user, sizeof r->user, "%s", user);
+    snprintf(r->hash, sizeof r->hash, "%s", hash);
     blob_path(m, hash, r->path, sizeof r->path);
-    r->offset = (uint64_t)offset;
-    r->len = (size_t)len;
+    r->offset = offset;
+    r->len = len;
     r->expect_size = size; /* a file of another size is damaged (pool.c) */
     pool_submit(m, r);
 }
@@ -403,6 +435,7 @@ int blobs_on_pool_done(struct master *m, struct pool_req *r)
     void *sock = s_sock(m, r);
     if (r->kind == POOL_READ_CHUNK) {
         if (r->rc != 0) {
+            peers_get_ended(m, sock, r->peer, r->peer_len);
             master_send_error(m, sock, r->peer, r->peer_len, "GET", r->rid, r->rc, r->err);
             return 1;
         }
@@ -411,7 +444,7 @@ int blobs_on_pool_done(struct master *m, struct pool_req *r)
         cJSON_AddStringToObject(h, "hash", r->hash);
         cJSON_AddNumberToObject(h, "offset", (double)r->offset);
         cJSON_AddNumberToObject(h, "size", (double)r->size);
-        master_send_owned(m, sock, r->peer, r->peer_len, "DATA", h, r->data, r->len);
+        master_send_data(m, sock, r->peer, r->peer_len, h, r->data, r->len);
         r->data = NULL;
         cJSON_Delete(h);
         return 1;

@@ -86,6 +86,8 @@ void clients_on_message(struct master *m, struct tsr_msg *msg)
     const char *c = msg->cmd;
     if (!access_request_ok(m, msg, rid)) {
         /* refused (auth.h); the ERROR is on its way */
+    } else if (!ratelimit_admit(m, msg, rid)) {
+        /* a change past the sender's rate; TSR_EBUSY is on its way */
     } else if (strcmp(c, "SUBMIT") == 0) {
         clients_on_submit(m, msg);
     } else if (strcmp(c, "PUT") == 0) {
@@ -219,6 +221,7 @@ static void s_sheet(struct master *m, struct tsr_msg *msg, int64_t rid, struct j
     memcpy(req->peer, msg->peer, msg->peer_len);
     req->peer_len = msg->peer_len;
     req->rid = rid;
+    snprintf(req->user, sizeof req->user, "%s", msg->user); /* the pool's lane */
     req->job = j->id;
     req->npieces = n;
     req->pieces = calloc(n, sizeof *req->pieces);

@@ -68,13 +68,15 @@ static void s_usage(FILE *out)
             "                      [--slots-per-core N]\n"
             "                      [--upload-max N] [--upload-max-bytes MIB]\n"
             "                      [--upload-idle S] [--scrub-rate MIB] [--scrub]\n"
+            "                      [--mutation-rate N] [--mutation-burst N]\n"
             "defaults: --data ./tessera-data --clients tcp://127.0.0.1:7400\n"
             "          --workers tcp://127.0.0.1:7401 --heartbeat-ms 1000 --liveness 5\n"
             "          --map-size 1024 --map-max 16384 --block-after 3 --quarantine-jobs 3\n"
-            "          --threads 2 --max-archive-entries 100000 --max-archive-size 65536\n"
+            "          --threads 3 --max-archive-entries 100000 --max-archive-size 65536\n"
             "          --max-archive-ratio 1000 --max-slots 64 --slots-per-core 2\n"
             "          --upload-max 32 --upload-max-bytes 131072\n"
-            "          --upload-idle 600 --scrub-rate 16\n"
+            "          --upload-idle 600 --scrub-rate 16 --mutation-rate 50\n"
+            "          --mutation-burst 200\n"
             "--scrub checks every blob against its hash, sets the damaged aside, prints a\n"
             "report and exits: 0 all sound, 3 damaged or missing blobs found, 1 error.\n"
             "It refuses to run while a master serves the same --data.\n");
@@ -212,7 +214,7 @@ int main(int argc, char **argv)
     m.cfg.heartbeat_ms = 1000;
     m.cfg.liveness = 5;
     m.cfg.map_size = 1024ULL << 20;
-    m.cfg.pool_threads = 2;
+    m.cfg.pool_threads = 3; /* two for heavy work, one kept for chunks (pool.c) */
     m.cfg.default_max_failures = 3;
     m.cfg.default_timeout_s = 3600;
     m.cfg.map_max = 16384ULL << 20;
@@ -222,6 +224,8 @@ int main(int argc, char **argv)
     m.cfg.quarantine_window_ms = 60 * 60 * 1000;
     m.cfg.max_slots = 64;
     m.cfg.slots_per_core = 2;
+    m.cfg.mutation_rate = 50;
+    m.cfg.mutation_burst = 200;
 
     tsr_archive_limits_default(&m.cfg.archive);
     m.cfg.upload_max = 32;
@@ -251,6 +255,8 @@ int main(int argc, char **argv)
         {"upload-idle", required_argument, 0, 1103},
         {"scrub-rate", required_argument, 0, 1104},
         {"scrub", no_argument, 0, 1105},
+        {"mutation-rate", required_argument, 0, 1111},
+        {"mutation-burst", required_argument, 0, 1112},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     int c;
     long n;
@@ -355,6 +361,16 @@ int main(int argc, char **argv)
             m.cfg.scrub_rate = (uint64_t)n << 20;
             break;
         case 1105: scrub = 1; break;
+        case 1111:
+            if (s_int_arg("--mutation-rate", optarg, 0, 1000000, &n))
+                return 2;
+            m.cfg.mutation_rate = (int)n;
+            break;
+        case 1112:
+            if (s_int_arg("--mutation-burst", optarg, 1, 1000000, &n))
+                return 2;
+            m.cfg.mutation_burst = (int)n;
+            break;
         case 'h': s_usage(stdout); return 0;
         default:
             fprintf(stderr, "tessera-master: unknown or incomplete option '%s'\n",
@@ -434,7 +450,7 @@ int main(int argc, char **argv)
         s_bind(&m, &m.workers_sock, m.cfg.worker_ep, "workers") != 0)
         return 1;
     memset(s_sec.sec, 0, sizeof s_sec.sec); /* the sockets hold it now */
-    if (pool_start(&m, m.cfg.pool_threads) != 0) {
+    if (peers_init(&m) != 0 || pool_start(&m, m.cfg.pool_threads) != 0) {
         fprintf(stderr, "tessera-master: cannot start worker threads\n");
         return 1;
     }
@@ -467,6 +483,8 @@ int main(int argc, char **argv)
     auth_stop(&m.auth);
     access_destroy(&m.access);
     zmq_ctx_term(m.zctx);
+    peers_destroy(&m); /* after ZeroMQ let go of every message */
+    ratelimit_destroy(&m);
     store_commit(&m);
     store_close(&m);
     for (size_t i = 0; i < m.njobs; i++)

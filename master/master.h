@@ -273,6 +273,8 @@ struct upload {
 };
 
 struct outmsg;
+struct peers;
+struct ratelimit;
 struct pool;
 struct pool_req;
 
@@ -301,6 +303,9 @@ struct master_config {
     uint64_t upload_max_bytes;   /* their announced bytes per uploader key */
     int64_t upload_idle_ms;      /* an upload without a new chunk this long goes */
     uint64_t scrub_rate;         /* background scrub, bytes per second; 0 = off */
+    int mutation_rate;           /* changes a second one client may ask for
+                                    (ratelimit.c); 0: no limit */
+    int mutation_burst;          /* how many it may ask for at once */
 };
 
 struct master {
@@ -310,6 +315,8 @@ struct master {
     void *workers_sock;           /* ROUTER, worker endpoint */
     void *pool_done;              /* PULL, pool completions */
     struct pool *pool;            /* heavy-work threads */
+    struct peers *peers;          /* what each peer has queued; GET credit (peers.c) */
+    struct ratelimit *rate;       /* each client's bucket of changes (ratelimit.c) */
 
     MDB_env *env;                 /* LMDB environment */
     MDB_dbi db_meta, db_jobs, db_tasks, db_frames, db_pieces, db_workers,
@@ -353,6 +360,10 @@ void master_send(struct master *m, void *sock, const void *peer, size_t peer_len
 /* Same, but takes ownership of body (malloc'd), freed after sending. */
 void master_send_owned(struct master *m, void *sock, const void *peer, size_t peer_len,
                        const char *cmd, const cJSON *hdr, void *body, size_t body_len);
+/* DATA answering a GET admitted by peers_get: like master_send_owned, and
+ * the GET's credit returns when ZeroMQ lets go of the body. */
+void master_send_data(struct master *m, void *sock, const void *peer, size_t peer_len,
+                      const cJSON *hdr, void *body, size_t body_len);
 void master_send_error(struct master *m, void *sock, const void *peer, size_t peer_len,
                        const char *re, int64_t rid, int code, const char *message);
 
@@ -391,7 +402,43 @@ int store_nearly_full(struct master *m, int percent, char *why, size_t whylen);
 /* True when need more bytes keep the map within 80% of --map-max. */
 int store_fits(struct master *m, uint64_t need);
 
+/* peers.c: per-peer accounting of what is queued for it, and GET credit */
+#define PEER_GET_ACTIVE 8          /* GETs read, queued or in ZeroMQ, per peer */
+#define PEER_GET_HELD 64           /* more GETs waiting unread, per peer */
+#define PEER_OUT_MAX (16u << 20)   /* other bytes queued for a peer before its
+                                      replies are dropped */
+int peers_init(struct master *m);
+/* Call after zmq_ctx_term. */
+void peers_destroy(struct master *m);
+/* An eventfd the reactor polls: readable when a GET's credit came back. */
+int peers_fd(const struct master *m);
+/* Starts waiting GETs that have credit again (and clears the eventfd). */
+void peers_wake(struct master *m);
+/* Starts waiting GETs and forgets peers with nothing queued. */
+void peers_cron(struct master *m);
+/* Admits a checked GET: starts it (blobs_start_read), holds it, or answers
+ * TSR_EBUSY. Returns 0 or the TSR_E* code it answered with. */
+int peers_get(struct master *m, void *sock, const struct tsr_msg *msg, int64_t rid,
+              const char *hash, uint64_t offset, size_t len);
+/* A GET admitted by peers_get ended without DATA (an error reply). */
+void peers_get_ended(struct master *m, void *sock, const void *peer, size_t peer_len);
+/* Sends one message of the outbox, counted against its peer; takes hdr and
+ * body (malloc'd). get: it is a GET's DATA. */
+void peers_flush_one(struct master *m, void *sock, const void *peer, size_t peer_len,
+                     const char *cmd, char *hdr, void *body, size_t body_len, int get);
+
+/* ratelimit.c: a token bucket of changes per client */
+/* Returns 1 when msg may go on; 0 when it was a change past its sender's
+ * rate, answered with TSR_EBUSY and retry_ms. */
+int ratelimit_admit(struct master *m, const struct tsr_msg *msg, int64_t rid);
+void ratelimit_cron(struct master *m);
+void ratelimit_destroy(struct master *m);
+
 /* blobs.c */
+/* Hands the read of an admitted GET to the pool. */
+void blobs_start_read(struct master *m, void *sock, const void *peer, size_t peer_len,
+                      const char *user, int64_t rid, const char *hash, uint64_t offset,
+                      size_t len);
 void blob_path(const struct master *m, const char *hash, char *out, size_t outlen);
 void blobs_on_put(struct master *m, void *sock, struct tsr_msg *msg);
 void blobs_on_chunk(struct master *m, void *sock, struct tsr_msg *msg);
@@ -512,6 +559,11 @@ struct pool_req {
     size_t peer_len;               /* its length */
     int64_t rid;                   /* the request id to echo */
     char user[64];                 /* User-Id of who asked (SUBMIT: the owner) */
+    char lane[80];                 /* who the pool charges it to (pool.c); set
+                                      by pool_submit when left empty */
+    void *work;                    /* a sliced request's state between its
+                                      slices (pool.c, owned) */
+    int more;                      /* set by a slice: not finished, requeue */
     char hash[TSR_HASH_HEX];       /* blob concerned */
     char path[MASTER_PATH_MAX + 64];  /* file to read/write/check */
     char path2[MASTER_PATH_MAX + 64]; /* destination file */

@@ -2,12 +2,23 @@
  * pool.c: the master's heavy-work threads.
  *
  * The reactor must never block on a disk, an archive or an image, so those
- * jobs (struct pool_req, master.h) go to a few threads. Requests wait in a
- * mutex-guarded queue (so a free thread takes the next one, whatever the
- * others are doing); each finished request goes back as a pointer over the
- * thread's own PUSH socket to the reactor's PULL socket (inproc), which the
- * reactor polls with everything else. A request belongs to whoever holds it:
- * the reactor until pool_submit, then the pool, then the reactor again.
+ * jobs (struct pool_req, master.h) go to a few threads; each finished
+ * request goes back as a pointer over the thread's own PUSH socket to the
+ * reactor's PULL socket (inproc), which the reactor polls with everything
+ * else. A request belongs to whoever holds it: the reactor until
+ * pool_submit, then the pool, then the reactor again.
+ *
+ * Requests are shared fairly (doc/reliability.md): each is charged to a
+ * lane, the studio that asked (its User-Id), else the job's owner, else
+ * the connection. Light requests (chunk reads and writes, the hashing of a
+ * small upload) go first and may use every thread; heavy ones (archive
+ * checks, verification, assembly, contact sheets, large hashes) may use
+ * all threads but one, so a GET or CHUNK of anyone never waits for heavy
+ * work. Among heavy requests a free thread goes to the lane with the
+ * fewest running, round-robin among equals, so a lane waits for at most
+ * what runs now, never for another lane's whole queue; and a contact sheet
+ * runs in slices that go back to the end of their lane (pool_req.more), so
+ * what runs now is short.
  */
 #include "master.h"
 
@@ -30,13 +41,26 @@
 #define POOL_ENDPOINT "inproc://pool-done"
 #define POOL_MAX_THREADS 16
 #define SCENE_MAX_BYTES (16 * 1024 * 1024)
+#define POOL_LIGHT_HASH (16ULL << 20) /* hashing an upload up to this is light */
+
+/* The requests of one lane, in order. */
+struct lane {
+    char name[sizeof ((struct pool_req *)0)->lane]; /* who is charged */
+    struct qnode *head, *tail;                      /* its waiting requests */
+    int running;                                    /* its requests on a thread */
+    int heavy;                                      /* of which heavy */
+};
 
 struct pool {
     pthread_t threads[POOL_MAX_THREADS]; /* the workers */
     int nthreads;                        /* how many run */
-    pthread_mutex_t lock;                /* guards the queue and stopping */
-    pthread_cond_t cond;                 /* signalled on a new request */
-    struct qnode *head, *tail;           /* requests waiting */
+    pthread_mutex_t lock;                /* guards the lanes, counters and stopping */
+    pthread_cond_t cond;                 /* signalled on a new request or a free slot */
+    struct lane *lanes;                  /* lanes with waiting or running requests */
+    size_t nlanes, caplanes;             /* count and capacity */
+    size_t next_lane;                    /* where the round-robin looks first */
+    size_t waiting;                      /* requests waiting over all lanes */
+    int heavy_running;                   /* heavy requests on a thread */
     int stopping;                        /* threads exit when set */
     void *zctx;                          /* for the threads' PUSH sockets */
     struct tsr_image_limits limits;      /* image limits for verification */
@@ -46,13 +70,41 @@ struct pool {
 
 struct qnode {
     struct pool_req *req; /* the request */
-    struct qnode *next;   /* next in the queue */
+    struct qnode *next;   /* next in the lane */
 };
+
+/* Light requests cost little and a bounded time: a chunk read or written,
+ * a small upload hashed. */
+static int s_light(const struct pool_req *r)
+{
+    return r->kind == POOL_READ_CHUNK || r->kind == POOL_WRITE_CHUNK ||
+           (r->kind == POOL_HASH_UPLOAD && r->size <= POOL_LIGHT_HASH);
+}
+
+/* A contact sheet between its slices. */
+struct s_sheet_work {
+    struct tsr_image_sheet *sheet; /* the sheet being drawn */
+    const char **paths;            /* the frames (borrowed from the request) */
+    const char **labels;           /* their captions (borrowed) */
+};
+
+static void s_work_free(struct pool_req *req)
+{
+    struct s_sheet_work *w = req->work;
+    if (!w)
+        return;
+    tsr_image_sheet_destroy(&w->sheet);
+    free(w->paths);
+    free(w->labels);
+    free(w);
+    req->work = NULL;
+}
 
 void pool_req_free(struct pool_req *req)
 {
     if (!req)
         return;
+    s_work_free(req);
     free(req->data);
     cJSON_Delete(req->ctx);
     free(req->pieces);
@@ -372,22 +424,47 @@ static void s_assemble(struct pool *p, struct pool_req *r)
 
 #define SHEET_COLUMNS 8   /* contact sheet: most thumbnails per row */
 #define SHEET_THUMB 160   /* contact sheet: thumbnail width */
+#define SHEET_SLICE_MS 50 /* contact sheet: drawing between two turns */
 
+/* A contact sheet a slice at a time (SHEET_SLICE_MS of drawing), so that
+ * a sheet of a thousand frames holds a thread for no longer than any other
+ * small request: between slices the request goes back to its lane. */
 static void s_contact_sheet(struct pool *p, struct pool_req *r)
 {
-    const char **paths = calloc(r->npieces, sizeof *paths);
-    const char **labels = calloc(r->npieces, sizeof *labels);
-    for (size_t i = 0; paths && labels && i < r->npieces; i++) {
-        paths[i] = r->pieces[i];
-        labels[i] = r->labels[i];
+    struct s_sheet_work *w = r->work;
+    if (!w) {
+        w = calloc(1, sizeof *w);
+        r->work = w;
+        if (w) {
+            w->paths = calloc(r->npieces, sizeof *w->paths);
+            w->labels = calloc(r->npieces, sizeof *w->labels);
+        }
+        if (!w || !w->paths || !w->labels) {
+            r->rc = TSR_ENOMEM;
+            snprintf(r->err, sizeof r->err, "out of memory for a contact sheet");
+            s_work_free(r);
+            return;
+        }
+        for (size_t i = 0; i < r->npieces; i++) {
+            w->paths[i] = r->pieces[i];
+            w->labels[i] = r->labels[i];
+        }
+        int cols = r->npieces < SHEET_COLUMNS ? (int)r->npieces : SHEET_COLUMNS;
+        r->rc = tsr_image_sheet_new(w->paths, w->labels, r->npieces, cols, SHEET_THUMB,
+                                    &p->limits, &w->sheet, r->err, sizeof r->err);
+        if (r->rc != 0) {
+            s_work_free(r);
+            return;
+        }
     }
-    int cols = r->npieces < SHEET_COLUMNS ? (int)r->npieces : SHEET_COLUMNS;
-    r->rc = paths && labels ? tsr_image_contact_sheet(paths, labels, r->npieces, cols,
-                                                      SHEET_THUMB, &p->limits, r->path2,
-                                                      r->err, sizeof r->err)
-                            : TSR_ENOMEM;
-    free(paths);
-    free(labels);
+    int done = 0;
+    r->rc = tsr_image_sheet_step(w->sheet, SHEET_SLICE_MS, r->path2, &done, r->err,
+                                 sizeof r->err);
+    if (r->rc == 0 && !done) {
+        r->more = 1;
+        return;
+    }
+    s_work_free(r);
     if (r->rc != 0) {
         unlink(r->path2);
         return;
@@ -471,6 +548,129 @@ static void s_scrub_slice(struct pool *p, struct pool_req *r)
     }
 }
 
+/* Heavy requests in all may hold every thread but one (when there is more
+ * than one): that one is the light requests'. */
+static int s_heavy_cap(const struct pool *p)
+{
+    return p->nthreads > 1 ? p->nthreads - 1 : 1;
+}
+
+/* Takes the next request to run. Each lane offers its first request that
+ * may run now (a light one may pass a heavy one that must wait); of those,
+ * a light one goes first, else the heavy one of the lane with the fewest
+ * heavy requests running (its fair share), ties broken round-robin. Under
+ * p->lock; NULL when nothing may run now. */
+static struct pool_req *s_take(struct pool *p)
+{
+    long best = -1, best_score = 0;
+    struct qnode **best_np = NULL, *best_prev = NULL;
+    int heavy_ok = p->heavy_running < s_heavy_cap(p);
+    for (size_t k = 0; k < p->nlanes; k++) {
+        size_t li = (p->next_lane + k) % p->nlanes;
+        struct lane *l = &p->lanes[li];
+        struct qnode *prev = NULL;
+        for (struct qnode **np = &l->head; *np; prev = *np, np = &(*np)->next) {
+            int light = s_light((*np)->req);
+            if (!light && !heavy_ok)
+                continue;
+            long score = light ? -1 : l->heavy;
+            if (best < 0 || score < best_score) {
+                best = (long)li;
+                best_score = score;
+                best_np = np;
+                best_prev = prev;
+            }
+            break;
+        }
+    }
+    if (best < 0)
+        return NULL;
+    struct lane *l = &p->lanes[best];
+    struct qnode *n = *best_np;
+    struct pool_req *r = n->req;
+    *best_np = n->next;
+    if (l->tail == n)
+        l->tail = best_prev;
+    free(n);
+    l->running++;
+    p->waiting--;
+    if (!s_light(r)) {
+        l->heavy++;
+        p->heavy_running++;
+    }
+    p->next_lane = (size_t)best + 1;
+    return r;
+}
+
+/* Index of the lane named name, made if new; under p->lock. */
+static long s_lane(struct pool *p, const char *name)
+{
+    for (size_t i = 0; i < p->nlanes; i++)
+        if (strcmp(p->lanes[i].name, name) == 0)
+            return (long)i;
+    if (p->nlanes == p->caplanes) {
+        size_t cap = p->caplanes ? p->caplanes * 2 : 16;
+        struct lane *nl = realloc(p->lanes, cap * sizeof *nl);
+        if (!nl)
+            return -1;
+        p->lanes = nl;
+        p->caplanes = cap;
+    }
+    struct lane *l = &p->lanes[p->nlanes];
+    memset(l, 0, sizeof *l);
+    snprintf(l->name, sizeof l->name, "%s", name);
+    return (long)p->nlanes++;
+}
+
+/* Appends req to its lane; under p->lock. With no memory for the queue the
+ * request fails at once (it goes back to the reactor by a thread). */
+static void s_enqueue(struct pool *p, struct pool_req *req)
+{
+    struct qnode *n = malloc(sizeof *n);
+    long li = s_lane(p, req->lane);
+    if (!n || li < 0) {
+        /* Out of memory: keep it anyway in the first lane, or drop it. */
+        li = p->nlanes ? 0 : -1;
+        if (!n || li < 0) {
+            free(n);
+            tsr_log(TSR_LOG_ERROR, "pool", "out of memory: a request is lost");
+            pool_req_free(req);
+            return;
+        }
+    }
+    n->req = req;
+    n->next = NULL;
+    struct lane *l = &p->lanes[li];
+    if (l->tail)
+        l->tail->next = n;
+    else
+        l->head = n;
+    l->tail = n;
+    p->waiting++;
+}
+
+/* A request of lane name finished; an idle lane is forgotten. Under p->lock. */
+static void s_done(struct pool *p, const char *name, int light)
+{
+    long li = -1;
+    for (size_t i = 0; i < p->nlanes && li < 0; i++)
+        if (strcmp(p->lanes[i].name, name) == 0)
+            li = (long)i;
+    if (!light)
+        p->heavy_running--;
+    if (li < 0)
+        return;
+    struct lane *l = &p->lanes[li];
+    l->running--;
+    if (!light)
+        l->heavy--;
+    if (l->running == 0 && !l->head) {
+        p->lanes[li] = p->lanes[--p->nlanes];
+        if (p->next_lane > (size_t)li)
+            p->next_lane--;
+    }
+}
+
 static void *s_thread(void *arg)
 {
     struct pool *p = arg;
@@ -478,19 +678,13 @@ static void *s_thread(void *arg)
     zmq_connect(push, POOL_ENDPOINT);
     for (;;) {
         pthread_mutex_lock(&p->lock);
-        while (!p->head && !p->stopping)
+        struct pool_req *r = NULL;
+        while (!p->stopping && !(r = s_take(p)))
             pthread_cond_wait(&p->cond, &p->lock);
-        if (p->stopping && !p->head) {
-            pthread_mutex_unlock(&p->lock);
-            break;
-        }
-        struct qnode *n = p->head;
-        p->head = n->next;
-        if (!p->head)
-            p->tail = NULL;
         pthread_mutex_unlock(&p->lock);
-        struct pool_req *r = n->req;
-        free(n);
+        if (!r)
+            break; /* stopping; pool_stop frees what waits */
+        int light = s_light(r);
         r->rc = 0;
         switch (r->kind) {
         case POOL_CHECK_ARCHIVE: s_check_archive(p, r); break;
@@ -507,7 +701,24 @@ static void *s_thread(void *arg)
         case POOL_SCRUB_SLICE: s_scrub_slice(p, r); break;
         default: r->rc = TSR_EINVAL; break;
         }
-        zmq_send(push, &r, sizeof r, 0);
+        char lane[sizeof r->lane];
+        memcpy(lane, r->lane, sizeof lane);
+        if (r->more) {
+            /* A slice is done: back to the end of its lane, so the other
+             * lanes have their turn first. */
+            r->more = 0;
+            pthread_mutex_lock(&p->lock);
+            s_done(p, lane, light);
+            s_enqueue(p, r);
+            pthread_cond_broadcast(&p->cond);
+            pthread_mutex_unlock(&p->lock);
+            continue;
+        }
+        zmq_send(push, &r, sizeof r, 0); /* r is the reactor's again */
+        pthread_mutex_lock(&p->lock);
+        s_done(p, lane, light);
+        pthread_cond_broadcast(&p->cond); /* a lane or heavy slot is free */
+        pthread_mutex_unlock(&p->lock);
     }
     zmq_close(push);
     return NULL;
@@ -542,19 +753,36 @@ int pool_start(struct master *m, int nthreads)
     return p->nthreads ? 0 : TSR_ENOMEM;
 }
 
+/* The lane a request is charged to: who asked, else the job's owner, else
+ * the job, else the connection. */
+static void s_lane_name(struct master *m, struct pool_req *r)
+{
+    if (r->lane[0])
+        return;
+    struct job *j = r->job ? job_find(m, r->job) : NULL;
+    if (r->user[0]) {
+        snprintf(r->lane, sizeof r->lane, "%s", r->user);
+    } else if (j && j->owner[0]) {
+        snprintf(r->lane, sizeof r->lane, "%s", j->owner);
+    } else if (r->job) {
+        snprintf(r->lane, sizeof r->lane, "job:%llu", (unsigned long long)r->job);
+    } else if (r->peer_len) {
+        size_t k = (size_t)snprintf(r->lane, sizeof r->lane, "%s:",
+                                    r->to_workers ? "worker-peer" : "client-peer");
+        for (size_t i = 0; i < r->peer_len && k + 3 <= sizeof r->lane; i++)
+            k += (size_t)snprintf(r->lane + k, sizeof r->lane - k, "%02x", r->peer[i]);
+    } else {
+        snprintf(r->lane, sizeof r->lane, "master");
+    }
+}
+
 void pool_submit(struct master *m, struct pool_req *req)
 {
     struct pool *p = m->pool;
-    struct qnode *n = malloc(sizeof *n);
-    n->req = req;
-    n->next = NULL;
+    s_lane_name(m, req);
     pthread_mutex_lock(&p->lock);
-    if (p->tail)
-        p->tail->next = n;
-    else
-        p->head = n;
-    p->tail = n;
-    pthread_cond_signal(&p->cond);
+    s_enqueue(p, req);
+    pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -587,12 +815,15 @@ void pool_stop(struct master *m)
     struct pool_req *r;
     while (zmq_recv(m->pool_done, &r, sizeof r, ZMQ_DONTWAIT) == sizeof r)
         pool_req_free(r);
-    while (p->head) {
-        struct qnode *n = p->head;
-        p->head = n->next;
-        pool_req_free(n->req);
-        free(n);
+    for (size_t i = 0; i < p->nlanes; i++) {
+        while (p->lanes[i].head) {
+            struct qnode *n = p->lanes[i].head;
+            p->lanes[i].head = n->next;
+            pool_req_free(n->req);
+            free(n);
+        }
     }
+    free(p->lanes);
     zmq_close(m->pool_done);
     m->pool_done = NULL;
     pthread_mutex_destroy(&p->lock);

@@ -76,10 +76,11 @@ static void s_on_error(struct tsr_core *w, const struct tsr_msg *m)
     }
     if (rid >= 0 && strcmp(re, "GET") == 0) {
         struct tsr_cache_done done;
-        if (tsr_cache_on_error(w->cache, rid, (int)code, message, &done) == 1) {
+        int taken = tsr_cache_on_error(w->cache, rid, (int)code, message, &done);
+        if (taken == 1)
             tsr_core_archive_done(w, &done);
+        if (taken)
             return;
-        }
     }
     if (rid >= 0) {
         for (struct tsr_core_result *r = w->results; r; r = r->next) {

@@ -270,7 +270,7 @@ static int s_remote_error(struct tsr_client *c, const struct tsr_msg *m)
     tsr_fmt_clean(c->err, sizeof c->err, message); /* one line, no escapes */
     c->remote = 1;
     /* A code we do not know is still a refusal; keep it negative and ours. */
-    return code >= TSR_EPERM ? (int)code : TSR_EPROTO;
+    return code >= TSR_EBUSY ? (int)code : TSR_EPROTO;
 }
 
 /* True when m answers request rid: it echoes rid, or it is an ERROR the
