@@ -79,6 +79,22 @@ void job_free(struct job *j)
     free(j);
 }
 
+/* A tile grid must give every tile at least one pixel: a frame narrower
+ * than its columns (or lower than its rows) would make empty regions that
+ * every task of the job is refused for. Unknown sizes (0) pass: s_create
+ * checks again once the archive told the size. */
+static int s_check_grid(const struct job *j, char *err, size_t errlen)
+{
+    if ((j->width > 0 && j->tiles_x > j->width) ||
+        (j->height > 0 && j->tiles_y > j->height)) {
+        snprintf(err, errlen,
+                 "a %dx%d tile grid has more tiles than the %dx%d frame has pixels",
+                 j->tiles_x, j->tiles_y, j->width, j->height);
+        return TSR_EINVAL;
+    }
+    return 0;
+}
+
 int job_build(struct job *j, char *err, size_t errlen)
 {
     int *frames = NULL;
@@ -91,6 +107,10 @@ int job_build(struct job *j, char *err, size_t errlen)
         free(frames);
         snprintf(err, errlen, "chunk or tile grid out of range");
         return TSR_EINVAL;
+    }
+    if ((rc = s_check_grid(j, err, errlen)) != 0) {
+        free(frames);
+        return rc;
     }
     /* A chunk is a run of up to `chunk` consecutive frame numbers: a
      * renderer renders F..G in one go, so a frame set with gaps or a step
@@ -720,6 +740,8 @@ static void s_create(struct master *m, struct pool_req *req)
         rc = TSR_ESCENE;
         snprintf(err, sizeof err, "scene has no usable resolution");
     }
+    if (rc == 0)
+        rc = s_check_grid(j, err, sizeof err);
     if (rc != 0) {
         master_send_error(m, m->clients, req->peer, req->peer_len, "SUBMIT", req->rid, rc,
                           err);

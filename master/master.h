@@ -367,6 +367,13 @@ void master_send_data(struct master *m, void *sock, const void *peer, size_t pee
 void master_send_error(struct master *m, void *sock, const void *peer, size_t peer_len,
                        const char *re, int64_t rid, int code, const char *message);
 
+/* redact.c: the master's paths never reach a peer. master_redact replaces
+ * every occurrence of from (bare or quoted) in text with to; the other
+ * replaces each path under data_dir (as given, and resolved) with a
+ * neutral word. Both keep text NUL-terminated within size. */
+void master_redact(char *text, size_t size, const char *from, const char *to);
+void master_redact_data_dir(const char *data_dir, char *text, size_t size);
+
 /* store.c: LMDB */
 int store_open(struct master *m);
 void store_close(struct master *m);

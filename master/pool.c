@@ -65,6 +65,8 @@ struct pool {
     void *zctx;                          /* for the threads' PUSH sockets */
     struct tsr_image_limits limits;      /* image limits for verification */
     struct tsr_archive_limits alimits;   /* archive limits */
+    const char *data_dir;                /* the master's data folder (borrowed),
+                                            redacted from every reason */
     char aside[MASTER_PATH_MAX + 64];    /* <data>/blobs/damaged: blobs set aside */
 };
 
@@ -190,9 +192,7 @@ static void s_check_archive_at(struct pool *p, struct pool_req *r)
     tsr_scene_destroy(&scene);
 }
 
-/* Checks a submitted archive. Its reason goes back to the studio, which
- * has no business with the master's folders: the blob's path becomes
- * "archive <first 12 digits of its hash>" wherever it appears. */
+/* Checks a submitted archive (its reason is redacted by s_redact). */
 static void s_check_archive(struct pool *p, struct pool_req *r)
 {
     /* The archive is read whole here anyway: its hash first, so that a
@@ -206,19 +206,60 @@ static void s_check_archive(struct pool *p, struct pool_req *r)
         return;
     }
     s_check_archive_at(p, r);
-    char quoted[sizeof r->path + 2];
-    snprintf(quoted, sizeof quoted, "'%s'", r->path);
-    const char *forms[2] = {quoted, r->path};
-    for (int f = 0; f < 2; f++) {
-        char *at;
-        size_t plen = strlen(forms[f]);
-        while ((at = strstr(r->err, forms[f])) != NULL) {
-            char rest[sizeof r->err];
-            snprintf(rest, sizeof rest, "%s", at + plen);
-            snprintf(at, sizeof r->err - (size_t)(at - r->err), "archive %.12s%s", r->hash,
-                     rest);
-        }
+}
+
+/*
+ * A reason goes back to a studio or a worker, which have no business with
+ * the master's folders: each path of the request becomes what it stands
+ * for ("archive 9c0d...", "piece 1f3a...", "the upload of ..."), and any
+ * other path under the data folder a neutral word (doc/security.md).
+ */
+static void s_redact(const struct pool *p, struct pool_req *r)
+{
+    char as[96];
+    for (size_t i = 0; r->pieces && i < r->npieces; i++) {
+        if (r->piece_hashes)
+            snprintf(as, sizeof as, "piece %.12s", r->piece_hashes[i]);
+        else if (r->labels) /* a contact sheet's frames */
+            snprintf(as, sizeof as, "the image of frame %s", r->labels[i]);
+        else
+            snprintf(as, sizeof as, "a file of the master");
+        master_redact(r->err, sizeof r->err, r->pieces[i], as);
     }
+    /* path2 first: path may be the folder that holds it (the blob store). */
+    switch (r->kind) {
+    case POOL_HASH_UPLOAD:
+        snprintf(as, sizeof as, "blob %.12s", r->hash);
+        break;
+    case POOL_ASSEMBLE:
+        snprintf(as, sizeof as, "the assembled frame");
+        break;
+    case POOL_CONTACT_SHEET:
+        snprintf(as, sizeof as, "the contact sheet");
+        break;
+    default:
+        snprintf(as, sizeof as, "a file of the master");
+        break;
+    }
+    master_redact(r->err, sizeof r->err, r->path2, as);
+    switch (r->kind) {
+    case POOL_CHECK_ARCHIVE:
+        snprintf(as, sizeof as, "archive %.12s", r->hash);
+        break;
+    case POOL_HASH_UPLOAD:
+    case POOL_WRITE_CHUNK:
+        snprintf(as, sizeof as, "the upload of %.12s", r->hash);
+        break;
+    case POOL_READ_CHUNK:
+    case POOL_VERIFY_BLOB:
+        snprintf(as, sizeof as, "blob %.12s", r->hash);
+        break;
+    default:
+        snprintf(as, sizeof as, "the blob store");
+        break;
+    }
+    master_redact(r->err, sizeof r->err, r->path, as);
+    master_redact_data_dir(p->data_dir, r->err, sizeof r->err);
 }
 
 static void s_hash_upload(struct pool_req *r)
@@ -701,6 +742,8 @@ static void *s_thread(void *arg)
         case POOL_SCRUB_SLICE: s_scrub_slice(p, r); break;
         default: r->rc = TSR_EINVAL; break;
         }
+        if (r->rc != 0 && !r->more)
+            s_redact(p, r);
         char lane[sizeof r->lane];
         memcpy(lane, r->lane, sizeof lane);
         if (r->more) {
@@ -734,6 +777,7 @@ int pool_start(struct master *m, int nthreads)
     p->zctx = m->zctx;
     tsr_image_limits_default(&p->limits);
     p->alimits = m->cfg.archive;
+    p->data_dir = m->cfg.data_dir;
     snprintf(p->aside, sizeof p->aside, "%s/blobs/damaged", m->cfg.data_dir);
     m->pool_done = zmq_socket(m->zctx, ZMQ_PULL);
     if (!m->pool_done || zmq_bind(m->pool_done, POOL_ENDPOINT) != 0) {

@@ -565,8 +565,9 @@ static int s_job_record(struct master *m, const MDB_val *k, const MDB_val *v)
     cJSON_Delete(o);
     char err[256];
     if (!j || job_build(j, err, sizeof err) != 0) {
-        tsr_log(TSR_LOG_ERROR, "store", "job record %llu unreadable; skipped",
-                k->mv_size == 8 ? (unsigned long long)s_get64(k->mv_data) : 0ULL);
+        tsr_log(TSR_LOG_ERROR, "store", "job record %llu unreadable (%s); skipped",
+                k->mv_size == 8 ? (unsigned long long)s_get64(k->mv_data) : 0ULL,
+                j ? err : "malformed");
         job_free(j);
         return 0;
     }

@@ -71,8 +71,10 @@ static int s_token_len(const char *p, char stop)
 
 /*
  * Parses one number of an item at p: an optional '-' and decimal digits,
- * which must fit in an int. stop is the separator that may follow (used only
- * to quote the bad token). On success *end points past the number.
+ * within TSR_FRAME_MIN..TSR_FRAME_MAX (a step too: a wider one could only
+ * ever reach one frame, and frame + step stays far from INT_MAX). stop is
+ * the separator that may follow (used only to quote the bad token). On
+ * success *end points past the number.
  */
 static int s_number(const char *spec, const char *item, const char *p, char stop,
                     long *out, const char **end, char *err, size_t errlen)
@@ -91,8 +93,9 @@ static int s_number(const char *spec, const char *item, const char *p, char stop
     char *e;
     errno = 0;
     long v = strtol(p, &e, 10);
-    if (errno == ERANGE || v < INT_MIN || v > INT_MAX) {
-        s_fail(err, errlen, spec, "'%.*s' is out of range", (int)(e - p), p);
+    if (errno == ERANGE || v < TSR_FRAME_MIN || v > TSR_FRAME_MAX) {
+        s_fail(err, errlen, spec, "'%.*s' is out of range (frames are %d..%d)",
+               (int)(e - p), p, TSR_FRAME_MIN, TSR_FRAME_MAX);
         return TSR_EFRAMES;
     }
     *out = v;

@@ -32,6 +32,8 @@ struct tsr_agent {
     int heartbeat_ms;           /* heartbeat in force (WELCOME's, else ours) */
     int liveness;               /* liveness in force */
     int welcomed;               /* registered on this socket */
+    int jammed;                 /* a send found no connection to take it: the
+                                   next tick closes the socket and reconnects */
     int hello_pending;          /* HELLO sent, its WELCOME not yet seen */
     int64_t last_recv_ms;       /* last time anything came from the master */
     int64_t last_send_ms;       /* last time anything went to the master */
@@ -85,6 +87,7 @@ static void s_close(struct tsr_agent *a)
     a->sock = NULL;
     a->welcomed = 0;
     a->hello_pending = 0;
+    a->jammed = 0;
 }
 
 void tsr_agent_destroy(struct tsr_agent **ap)
@@ -114,17 +117,32 @@ int64_t tsr_agent_rid(struct tsr_agent *a)
     return ++a->next_rid;
 }
 
+/*
+ * Every send is non-blocking (ZMQ_SNDTIMEO 0 on the socket): a DEALER whose
+ * connection was refused (the master restarted without this worker's key,
+ * or revoked it) has no pipe left and would block a plain zmq_send for
+ * ever, SIGTERM included. EAGAIN here means no connection takes messages:
+ * the socket is marked jammed, and the next tick starts over as after a
+ * silence (lost, then a new connection after the back-off); what was not
+ * sent is resumed at the next WELCOME.
+ */
 static int s_send(struct tsr_agent *a, const char *cmd, const cJSON *hdr,
                   const void *body, size_t body_len)
 {
-    if (!a->sock)
+    if (!a->sock || a->jammed)
         return TSR_ESTATE;
     int rc = tsr_msg_send(a->sock, NULL, 0, cmd, hdr, body, body_len);
-    if (rc == 0)
+    if (rc == 0) {
         a->last_send_ms = tsr_now_ms();
-    else
+    } else if (rc == TSR_EZMQ && zmq_errno() == EAGAIN) {
+        a->jammed = 1;
+        tsr_log(TSR_LOG_WARN, S_LOG,
+                "cannot send %s to the master: no connection takes it%s; reconnecting",
+                cmd, a->curve ? " (does the master still admit this worker's key?)" : "");
+    } else {
         tsr_log(TSR_LOG_WARN, S_LOG, "cannot send %s to the master: %s", cmd,
                 zmq_strerror(zmq_errno()));
+    }
     return rc;
 }
 
@@ -152,10 +170,12 @@ static void s_connect(struct tsr_agent *a, int64_t now)
 {
     a->heartbeat_ms = a->cfg_heartbeat_ms;
     a->liveness = a->cfg_liveness;
+    int nowait = 0; /* ZMQ_SNDTIMEO: every send returns at once (s_send) */
     a->sock = zmq_socket(a->zctx, ZMQ_DEALER);
     if (!a->sock || tsr_socket_setup(a->sock) != 0 ||
-        (a->curve && tsr_curve_client(a->sock, a->curve_pub, a->curve_sec,
-                                      a->curve_server) != 0) ||
+        zmq_setsockopt(a->sock, ZMQ_SNDTIMEO, &nowait, sizeof nowait) != 0 ||
+        (a->curve &&
+         tsr_curve_client(a->sock, a->curve_pub, a->curve_sec, a->curve_server) != 0) ||
         zmq_connect(a->sock, a->endpoint) != 0) {
         tsr_log(TSR_LOG_ERROR, S_LOG, "cannot connect to master '%s': %s", a->endpoint,
                 zmq_strerror(zmq_errno()));
@@ -296,15 +316,21 @@ int64_t tsr_agent_tick(struct tsr_agent *a, int64_t now)
             return a->reconnect_at_ms;
     }
     int64_t silence = (int64_t)a->heartbeat_ms * a->liveness;
-    if (now - a->last_recv_ms >= silence) {
+    if (a->jammed || now - a->last_recv_ms >= silence) {
         int was = a->welcomed;
-        tsr_log(TSR_LOG_WARN, S_LOG,
-                "master %s silent for %lld ms; reconnecting in %d ms%s", a->endpoint,
-                (long long)(now - a->last_recv_ms), a->backoff_ms,
-                /* A refused CURVE handshake is silence too. */
-                a->curve && !was ? " (with keys: does the master admit this worker's "
-                                   "key, and is --master-key its key?)"
-                                 : "");
+        if (a->jammed)
+            tsr_log(TSR_LOG_WARN, S_LOG,
+                    "connection to master %s refuses sends; "
+                    "reconnecting in %d ms",
+                    a->endpoint, a->backoff_ms);
+        else
+            tsr_log(TSR_LOG_WARN, S_LOG,
+                    "master %s silent for %lld ms; reconnecting in %d ms%s", a->endpoint,
+                    (long long)(now - a->last_recv_ms), a->backoff_ms,
+                    /* A refused CURVE handshake is silence too. */
+                    a->curve && !was ? " (with keys: does the master admit this "
+                                       "worker's key, and is --master-key its key?)"
+                                     : "");
         s_close(a);
         if (was)
             a->ev.lost(a->ev.ctx);

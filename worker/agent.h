@@ -76,8 +76,11 @@ int64_t tsr_agent_rid(struct tsr_agent *a);
 
 /*
  * Sends a message to the master; hdr and body are borrowed. Only while
- * welcomed: the master drops what an unregistered peer sends.
- * Returns 0, TSR_ESTATE (not welcomed), TSR_EZMQ, TSR_ENOMEM.
+ * welcomed: the master drops what an unregistered peer sends. Never
+ * blocks: when no connection takes the message (a refused handshake left
+ * the socket without one) it fails, and the next tsr_agent_tick reconnects
+ * as after a silence. Returns 0, TSR_ESTATE (not welcomed, or reconnecting),
+ * TSR_EZMQ, TSR_ENOMEM.
  */
 int tsr_agent_send(struct tsr_agent *a, const char *cmd, const cJSON *hdr,
                    const void *body, size_t body_len);

@@ -14,14 +14,15 @@
 
 #include <cjson/cJSON.h>
 
+#include "tessera/frameset.h"
 #include "tessera/hash.h"
 #include "tessera/image.h"
 
 #define TSR_TASK_MAX_SCENE 1024                 /* longest scene path, bytes */
 #define TSR_TASK_MAX_COMMAND (64 * 1024)        /* longest command template, bytes */
 #define TSR_TASK_MAX_FRAMES 100000              /* most frames in one task */
-#define TSR_TASK_FRAME_MIN (-1000000)           /* lowest frame number */
-#define TSR_TASK_FRAME_MAX 10000000             /* highest frame number */
+#define TSR_TASK_FRAME_MIN TSR_FRAME_MIN        /* lowest frame number: the */
+#define TSR_TASK_FRAME_MAX TSR_FRAME_MAX        /* master's, frameset.h */
 #define TSR_TASK_MAX_SIZE 32768                 /* widest / tallest frame, pixels */
 #define TSR_TASK_MAX_TIMEOUT_S (30 * 24 * 3600) /* longest timeout: 30 days */
 #define TSR_TASK_MAX_ID ((int64_t)1 << 53)      /* ids travel as JSON numbers */

@@ -13,7 +13,10 @@
  * master, so nothing lands outside DIR. A frame already in DIR with the
  * right hash is not downloaded again: re-running fetch on a job that is
  * still rendering only moves the new frames. Frames that are not done are
- * skipped and listed, and the exit code is 1 while any is missing.
+ * skipped and listed, and the exit code is 1 while any is missing; such a
+ * partial fetch writes SHA256SUMS.partial and manifest.partial.json instead
+ * (and removes the complete-named ones), so that `sha256sum -c SHA256SUMS`
+ * never calls an incomplete delivery complete.
  */
 #include "cli.h"
 #include "client.h"
@@ -251,7 +254,7 @@ static int s_fetch_one(struct s_fetch *f, struct s_frame *fr)
 }
 
 /* SHA256SUMS in the format `sha256sum -c` reads: "<hash>  <file>". */
-static int s_write_sums(const struct s_fetch *f)
+static int s_write_sums(const struct s_fetch *f, const char *name)
 {
     size_t cap = f->nframes * (TSR_HASH_HEX + 40) + 1, len = 0;
     char *text = malloc(cap);
@@ -262,13 +265,13 @@ static int s_write_sums(const struct s_fetch *f)
             len += (size_t)snprintf(text + len, cap - len, "%s  %s\n", f->frames[i].hash,
                                     f->frames[i].file);
     char path[4096];
-    int rc = tsr_fmt(path, sizeof path, "%s/SHA256SUMS", f->dir);
+    int rc = tsr_fmt(path, sizeof path, "%s/%s", f->dir, name);
     if (rc == 0)
         rc = tsr_write_file_atomic(path, text, len);
     free(text);
     if (rc != 0)
-        return tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot write '%s/SHA256SUMS': %s",
-                             f->dir, tsr_strerror(rc));
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot write '%s/%s': %s", f->dir, name,
+                             tsr_strerror(rc));
     return 0;
 }
 
@@ -280,7 +283,7 @@ static int s_copy_field(cJSON *obj, const cJSON *rec, const char *name)
     return dup && cJSON_AddItemToObject(obj, name, dup);
 }
 
-static int s_write_manifest(const struct s_fetch *f, const char *name)
+static int s_write_manifest(const struct s_fetch *f, const char *name, const char *file)
 {
     cJSON *m = cJSON_CreateObject();
     cJSON *arr = cJSON_CreateArray();
@@ -314,7 +317,7 @@ static int s_write_manifest(const struct s_fetch *f, const char *name)
     if (!text)
         return tsr_cli_error(TSR_CLI_FAIL, "fetch: out of memory");
     char path[4096];
-    int rc = tsr_fmt(path, sizeof path, "%s/manifest.json", f->dir);
+    int rc = tsr_fmt(path, sizeof path, "%s/%s", f->dir, file);
     if (rc == 0) {
         size_t len = strlen(text);
         text[len] = '\n'; /* replaces the NUL: the file ends with a newline */
@@ -322,8 +325,8 @@ static int s_write_manifest(const struct s_fetch *f, const char *name)
     }
     free(text);
     if (rc != 0)
-        return tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot write '%s/manifest.json': %s",
-                             f->dir, tsr_strerror(rc));
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot write '%s/%s': %s", f->dir, file,
+                             tsr_strerror(rc));
     return 0;
 }
 
@@ -397,6 +400,32 @@ static void s_missing_list(const struct s_fetch *f, char *buf, size_t size)
     }
 }
 
+/*
+ * The output folder, checked once before anything is asked or downloaded:
+ * it is made if missing, must be a folder, and must take a new file (a
+ * read-only mount, or one that is not ours, fails here with its reason,
+ * not at every frame). Returns 0 or TSR_CLI_FAIL (reported).
+ */
+static int s_check_dir(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: -o '%s' is not a folder", dir);
+    if (tsr_mkdir_p(dir) != 0)
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot make the folder '%s': %s", dir,
+                             strerror(errno));
+    char probe[4096];
+    if (tsr_fmt(probe, sizeof probe, "%s/.tessera-fetch-XXXXXX", dir) != 0)
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: '%s': path too long", dir);
+    int fd = mkstemp(probe);
+    if (fd < 0)
+        return tsr_cli_error(TSR_CLI_FAIL, "fetch: cannot write in '%s': %s", dir,
+                             strerror(errno));
+    close(fd);
+    unlink(probe);
+    return 0;
+}
+
 static int s_run(const struct tsr_cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -432,6 +461,8 @@ static int s_run(const struct tsr_cli *cli, int argc, char **argv)
                              "fetch: missing -o DIR (where the frames go)");
     int code = tsr_cli_parse_job("fetch", argv[optind], &f.id);
     if (code != 0)
+        return code;
+    if ((code = s_check_dir(f.dir)) != 0)
         return code;
 
     if ((code = tsr_cli_connect(cli, "fetch", &f.client)) != 0)
@@ -469,13 +500,35 @@ static int s_run(const struct tsr_cli *cli, int argc, char **argv)
         }
         failed |= c != 0;
     }
-    /* The index files cover exactly the frames in DIR now. */
+    /* The index files cover exactly the frames in DIR now. A fetch that
+     * did not bring every frame of a done job (the job is not done, the
+     * master went away, a frame failed) is partial, and says so in its
+     * files' names: SHA256SUMS would let `sha256sum -c` call it complete.
+     * The complete-named files of an earlier fetch go, as they no longer
+     * describe DIR; the contact sheet is made only for a complete one. */
     char name[256];
     tsr_fmt_clean(name, sizeof name, tsr_json_str(job, "name", ""));
-    int wcode = s_write_sums(&f);
+    size_t have = 0;
+    for (size_t i = 0; i < f.nframes; i++)
+        have += f.frames[i].fetched;
+    double want = tsr_json_num(tsr_json_obj(job, "frames"), "total", (double)f.nframes);
+    int partial = code != 0 || failed || (double)have < want || have < f.nframes ||
+                  strcmp(tsr_json_str(job, "state", "?"), "done") != 0;
+    static const char *const complete_names[] = {"SHA256SUMS", "manifest.json",
+                                                 "contact_sheet.png"};
+    static const char *const partial_names[] = {"SHA256SUMS.partial",
+                                                 "manifest.partial.json"};
+    const char *const *stale = partial ? complete_names : partial_names;
+    for (size_t i = 0; i < (partial ? 3u : 2u); i++) {
+        char path[4096];
+        if (tsr_fmt(path, sizeof path, "%s/%s", f.dir, stale[i]) == 0)
+            unlink(path);
+    }
+    int wcode = s_write_sums(&f, partial ? "SHA256SUMS.partial" : "SHA256SUMS");
     if (!wcode)
-        wcode = s_write_manifest(&f, tsr_json_str(job, "name", ""));
-    if (!wcode)
+        wcode = s_write_manifest(&f, tsr_json_str(job, "name", ""),
+                                 partial ? "manifest.partial.json" : "manifest.json");
+    if (!wcode && !partial)
         wcode = s_write_sheet(&f);
     if (code == 0)
         code = wcode ? wcode : (failed ? TSR_CLI_FAIL : 0);
@@ -533,6 +586,7 @@ const struct tsr_cli_cmd tsr_cmd_fetch = {
         "  -o, --output DIR   folder for frame_NNNN.exr, SHA256SUMS, manifest.json and\n"
         "                     contact_sheet.png (made if missing)\n"
         "Frames already in DIR with the right hash are not downloaded again.\n"
-        "Exit 1 when any frame is missing (not done yet, failed, or not verified).\n",
+        "Exit 1 when any frame is missing (not done yet, failed, or not verified);\n"
+        "then the sums and manifest are SHA256SUMS.partial and manifest.partial.json.\n",
     .run = s_run,
 };

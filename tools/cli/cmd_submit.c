@@ -19,6 +19,8 @@
 #include "tessera/frameset.h"
 #include "tessera/hash.h"
 #include "tessera/proto.h"
+#include "tessera/scene.h"
+#include "tessera/scene_model.h"
 #include "tessera/util.h"
 
 #include <errno.h>
@@ -159,6 +161,64 @@ static void s_default_name(const char *path, int is_dir, char *out, size_t size)
     }
     memcpy(out, full, n);
     out[n] = '\0';
+}
+
+/*
+ * The frame size the job will render at, when it can be told here: for the
+ * builtin renderer the resolution of the scene file in the folder or
+ * archive (as the master reads it), for the others --size. Returns 0 with
+ * size[] filled, or -1 when unknown (the master checks again with what it
+ * finds).
+ */
+static int s_frame_size(const struct s_args *a, int is_dir, int64_t size[2])
+{
+    if (strcmp(a->renderer, "builtin") != 0) {
+        size[0] = a->size[0];
+        size[1] = a->size[1];
+        return a->size[0] ? 0 : -1;
+    }
+    if (!a->scene)
+        return -1;
+    struct tsr_scene *scene = NULL;
+    char why[256];
+    if (is_dir) {
+        char path[4096];
+        if (tsr_fmt(path, sizeof path, "%s/%s", a->path, a->scene) != 0 ||
+            tsr_scene_load(path, &scene, why, sizeof why) != 0)
+            return -1;
+    } else {
+        char *text = NULL;
+        size_t len = 0;
+        if (tsr_archive_read_file(a->path, a->scene, TSR_SCENE_MAX_BYTES, &text, &len, why,
+                                  sizeof why) != 0)
+            return -1;
+        int rc = tsr_scene_parse(text, len, a->scene, &scene, why, sizeof why);
+        free(text);
+        if (rc != 0)
+            return -1;
+    }
+    int w = 0, h = 0;
+    tsr_scene_resolution(scene, &w, &h);
+    tsr_scene_destroy(&scene);
+    size[0] = w;
+    size[1] = h;
+    return w > 0 && h > 0 ? 0 : -1;
+}
+
+/* Every tile must hold a pixel: a grid finer than the frame is refused
+ * here, before the upload, as the master would refuse it at SUBMIT. */
+static int s_check_grid(const struct s_args *a, int is_dir)
+{
+    int64_t size[2];
+    if ((a->tiles[0] == 1 && a->tiles[1] == 1) || s_frame_size(a, is_dir, size) != 0)
+        return 0;
+    if (a->tiles[0] > size[0] || a->tiles[1] > size[1])
+        return tsr_cli_error(TSR_CLI_USAGE,
+                             "submit: --tiles %lldx%lld: more tiles than the %lldx%lld "
+                             "frame has pixels",
+                             (long long)a->tiles[0], (long long)a->tiles[1],
+                             (long long)size[0], (long long)size[1]);
+    return 0;
 }
 
 static int s_parse(int argc, char **argv, struct s_args *a)
@@ -387,7 +447,7 @@ static int s_parse(int argc, char **argv, struct s_args *a)
     } else {
         s_default_name(a->path, S_ISDIR(st.st_mode), a->name, sizeof a->name);
     }
-    return 0;
+    return s_check_grid(a, S_ISDIR(st.st_mode));
 }
 
 /* Packs a folder into a fresh temporary tar.zst; *out is its path. */
