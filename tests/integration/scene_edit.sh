@@ -4,9 +4,10 @@
 # run with --sandbox none) must not give wrong frames that verify. Before
 # each task the worker compares the extracted files with the manifest it
 # wrote at extraction (lstat only) and extracts again from the archive on
-# any difference. Three edits: the colour in scene.json changed in place at
+# any difference. Four edits: the colour in scene.json changed in place at
 # the same size with its mtime put back (touch -r: only ctime tells), a file
-# added, and only the mtime moved back. After each, the same scene submitted
+# added, only the mtime moved back, and scene.json rewritten by the renderer
+# of another job (the worker runs with --sandbox none). After each, the same scene submitted
 # again gives the very frames of the first job, and the log names the change.
 . "$(dirname "$0")/lib.sh"
 
@@ -88,8 +89,17 @@ touch -r "$T/mtime_ref" -d '-1 day' "$ext/scene.json" 2>/dev/null ||
 again 3 "scene.json' changed"
 pass "a touched mtime is seen; frames equal the first job's"
 
+# 4: a renderer of a job on the same archive, unconfined (--sandbox none),
+# rewrites the scene it was given.
+job=$(jqr "$(tsr submit "$T/orbit" --renderer command --outputs none --name rewrite \
+    --command "sed -i 's/0\.6, 0\.6, 0\.58/0.9, 0.1, 0.18/' {scene_dir}/scene.json" \
+    --json --wait)" .id) || fail "the rewriting job did not complete"
+grep -q '0.9, 0.1, 0.18' "$ext/scene.json" || fail "the renderer did not rewrite its scene"
+again 4 "scene.json' changed"
+pass "a scene a renderer rewrote is seen; frames equal the first job's"
+
 # An untouched scene is used as it is: no extraction for the next job.
 before=$(extractions)
-[ "$(run 4)" = "$first" ] || fail "job 4 frames differ"
+[ "$(run 5)" = "$first" ] || fail "job 5 frames differ"
 [ "$(extractions)" = "$before" ] || fail "an untouched scene was extracted again"
 pass "an untouched scene is not extracted again"
