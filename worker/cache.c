@@ -12,6 +12,7 @@
  * a large archive does not stall the worker's loop for a whole pass.
  */
 #include "cache.h"
+#include "manifest.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -109,8 +110,8 @@ int tsr_cache_open(const char *dir, struct tsr_cache **out, char *err, size_t er
         free(c);
         return rc == TSR_ELIMIT ? TSR_ELIMIT : TSR_EIO;
     }
-    static const char *const subdirs[] = {"blobs", "scenes", "tmp"};
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const subdirs[] = {"blobs", "scenes", "manifests", "tmp"};
+    for (size_t i = 0; i < 4; i++) {
         if (tsr_fmt(path, sizeof path, "%s/%s", c->dir, subdirs[i]) != 0 ||
             tsr_mkdir_p(path) != 0) {
             snprintf(err, errlen, "cannot create '%s/%s'", c->dir, subdirs[i]);
@@ -137,6 +138,8 @@ int tsr_cache_open(const char *dir, struct tsr_cache **out, char *err, size_t er
         tsr_mkdir_p(path);
     }
     if (tsr_fmt(path, sizeof path, "%s/scenes", c->dir) == 0)
+        s_sweep_non_hashes(path);
+    if (tsr_fmt(path, sizeof path, "%s/manifests", c->dir) == 0)
         s_sweep_non_hashes(path);
     *out = c;
     return 0;
@@ -175,6 +178,30 @@ static int s_is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Where the manifest of scene hash is kept: beside the scenes, outside the
+ * folder a renderer is shown. */
+static int s_manifest_path(const struct tsr_cache *c, const char *hash, char *buf,
+                           size_t size)
+{
+    return tsr_fmt(buf, size, "%s/manifests/%s", c->dir, hash);
+}
+
+/* Whether the extracted scene hash is exactly as extracted (manifest.h); a
+ * scene that is not is removed, with its manifest, and logged, so the caller
+ * extracts it again from the archive. Returns 1 when it may be used. */
+static int s_scene_intact(const struct tsr_cache *c, const char *hash, const char *scene)
+{
+    char man[PATH_MAX], what[PATH_MAX + 64];
+    if (s_manifest_path(c, hash, man, sizeof man) != 0)
+        return 0;
+    if (tsr_manifest_check(scene, man, what, sizeof what) == 0)
+        return 1;
+    tsr_log(TSR_LOG_WARN, S_LOG, "scene %.12s: %s; extracting again", hash, what);
+    tsr_rm_rf(scene);
+    unlink(man);
+    return 0;
+}
+
 /* Extracts blobs/<hash> into scenes/<hash> unless that exists. A blob that
  * was not just verified is hashed again first: a file on disk can rot or be
  * replaced. */
@@ -210,6 +237,14 @@ static int s_extract(struct tsr_cache *c, const char *hash, int verified, char *
         snprintf(err, errlen, "archive %.12s refused: %s", hash,
                  why[0] ? why : tsr_strerror(rc));
         return rc;
+    }
+    char man[PATH_MAX];
+    if (s_manifest_path(c, hash, man, sizeof man) != 0 ||
+        tsr_manifest_write(scene, man, why, sizeof why) != 0) {
+        /* Without a manifest the scene cannot be checked: not used. */
+        tsr_rm_rf(scene);
+        snprintf(err, errlen, "archive %.12s: %s", hash, why[0] ? why : "path too long");
+        return TSR_EIO;
     }
     tsr_log(TSR_LOG_INFO, S_LOG, "archive %.12s extracted", hash);
     return 0;
@@ -387,6 +422,8 @@ int tsr_cache_trim(struct tsr_cache *c, uint64_t max_bytes,
             continue;
         if (tsr_cache_scene_dir(c, e[i].hash, path, sizeof path) == 0)
             tsr_rm_rf(path);
+        if (s_manifest_path(c, e[i].hash, path, sizeof path) == 0)
+            unlink(path);
         if (tsr_fmt(path, sizeof path, "%s/%s", dir, e[i].hash) == 0)
             unlink(path);
         total -= e[i].bytes;
@@ -407,7 +444,9 @@ int tsr_cache_ensure(struct tsr_cache *c, struct tsr_agent *a, const char *hash,
         snprintf(err, errlen, "cache path too long");
         return TSR_ELIMIT;
     }
-    if (s_is_dir(path)) {
+    /* Checked before every task: an edited scene renders wrong frames that
+     * still verify. */
+    if (s_is_dir(path) && s_scene_intact(c, hash, path)) {
         s_touch(c, hash);
         *ready = 1;
         return 0;
