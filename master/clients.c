@@ -70,6 +70,53 @@ static cJSON *s_frame_json(const struct job *j, uint32_t i)
     return o;
 }
 
+/* Bytes of FRAMES reply one page may fill (estimated): under the header
+ * limit with room for the rest of the reply. */
+#define FRAMES_PAGE_BYTES (160 * 1024)
+#define FRAMES_FRAME_BYTES 400 /* a frame's record without its tiles */
+#define FRAMES_TILE_BYTES 64   /* a tile's record without its names */
+
+/* Adds to frame i's record o the "tiles" array: for each tile of the
+ * frame, its index and the worker, hub and render time (the task's, shared
+ * by the frames of its chunk) of the task that made it ("" while not
+ * done). Tiles past *budget bytes are left out and "tiles_cut" says so.
+ * Takes the bytes used from *budget. */
+static void s_frame_tiles(const struct job *j, uint32_t i, cJSON *o, size_t *budget)
+{
+    uint32_t ntiles = (uint32_t)(j->tiles_x * j->tiles_y);
+    uint64_t base = (uint64_t)j->frame_group[i] * ntiles;
+    cJSON *arr = cJSON_AddArrayToObject(o, "tiles");
+    for (uint32_t t = 0; t < ntiles && base + t < j->ntasks; t++) {
+        const struct task *tk = &j->tasks[base + t];
+        size_t cost = FRAMES_TILE_BYTES + strlen(tk->worker) + strlen(tk->hub);
+        if (cost > *budget) {
+            cJSON_AddBoolToObject(o, "tiles_cut", 1);
+            return;
+        }
+        *budget -= cost;
+        int done = tk->state == TASK_DONE;
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddItemToArray(arr, e);
+        cJSON_AddNumberToObject(e, "tile", tk->tile);
+        cJSON_AddStringToObject(e, "worker", done ? tk->worker : "");
+        cJSON_AddStringToObject(e, "hub", done ? tk->hub : "");
+        uint32_t ms = done ? tk->render_ms / (tk->frame_count ? tk->frame_count : 1) : 0;
+        cJSON_AddNumberToObject(e, "render_ms", ms);
+    }
+}
+
+/* A frame's tile records' estimated bytes. */
+static size_t s_frame_tiles_bytes(const struct job *j, uint32_t i)
+{
+    uint32_t ntiles = (uint32_t)(j->tiles_x * j->tiles_y);
+    uint64_t base = (uint64_t)j->frame_group[i] * ntiles;
+    size_t n = 0;
+    for (uint32_t t = 0; t < ntiles && base + t < j->ntasks; t++)
+        n += FRAMES_TILE_BYTES + strlen(j->tasks[base + t].worker) +
+             strlen(j->tasks[base + t].hub);
+    return n;
+}
+
 static void s_sheet(struct master *m, struct tsr_msg *msg, int64_t rid, struct job *j);
 static void s_retry(struct master *m, struct tsr_msg *msg, int64_t rid, struct job *j);
 static void s_worker_action(struct master *m, struct tsr_msg *msg, int64_t rid);
@@ -176,16 +223,27 @@ void clients_on_message(struct master *m, struct tsr_msg *msg)
     } else if (strcmp(c, "FRAMES") == 0) {
         struct job *j = s_job_arg(m, msg, rid);
         if (j) {
-            /* One frame is about 400 bytes of JSON; the header limit of
-             * 256 KiB is far, so large jobs are paged by "from". */
+            /* One frame is about 400 bytes of JSON plus its tiles; a page
+             * holds at most 400 frames and FRAMES_PAGE_BYTES (estimated),
+             * but always one frame (its tiles cut to fit if need be), so
+             * a reply stays under the header limit and large jobs are
+             * paged by "from". */
             int64_t from = 0;
             tsr_hdr_int_opt(msg->hdr, "from", 0, INT32_MAX, &from, NULL, 0);
             cJSON *h = cJSON_CreateObject();
             cJSON_AddNumberToObject(h, "job", (double)j->id);
             cJSON *arr = cJSON_AddArrayToObject(h, "frames");
             uint32_t i = (uint32_t)from;
-            for (; i < j->nframes && i < (uint32_t)from + 400; i++)
-                cJSON_AddItemToArray(arr, s_frame_json(j, i));
+            size_t budget = FRAMES_PAGE_BYTES;
+            for (; i < j->nframes && i < (uint32_t)from + 400; i++) {
+                size_t need = FRAMES_FRAME_BYTES + s_frame_tiles_bytes(j, i);
+                if (i > (uint32_t)from && need > budget)
+                    break;
+                cJSON *o = s_frame_json(j, i);
+                budget -= budget < FRAMES_FRAME_BYTES ? budget : FRAMES_FRAME_BYTES;
+                s_frame_tiles(j, i, o, &budget);
+                cJSON_AddItemToArray(arr, o);
+            }
             cJSON_AddNumberToObject(h, "total", j->nframes);
             cJSON_AddNumberToObject(h, "next", i < j->nframes ? (double)i : -1);
             s_reply(m, msg, "FRAMES", rid, h);

@@ -42,12 +42,19 @@ struct tsr_client {
     void *mon;        /* PAIR receiving the socket's handshake events, owned */
     int curve;        /* the connection uses CURVE keys */
     char hint[160];   /* why the last handshake failed, when it gave no verdict */
+    int up;           /* a handshake succeeded and that connection is still open */
+    int gone;         /* that connection closed: the master went away */
 };
 
 #define S_MONITOR "inproc://tsr-client-monitor"
 #define S_MONITOR_EVENTS                                                             \
     (ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |          \
-     ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+     ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |           \
+     ZMQ_EVENT_DISCONNECTED)
+/* ZMTP heartbeats: a master whose host vanished without closing the
+ * connection is found out in S_HEARTBEAT_TIMEOUT_MS, as a disconnect. */
+#define S_HEARTBEAT_IVL_MS 1000
+#define S_HEARTBEAT_TIMEOUT_MS 3000
 
 /* One GET in flight. */
 struct s_get {
@@ -92,6 +99,13 @@ int tsr_client_new(const char *endpoint, int timeout_ms, const struct tsr_client
         return TSR_EZMQ;
     }
     c->curve = keys != NULL;
+    int ivl = S_HEARTBEAT_IVL_MS, dead = S_HEARTBEAT_TIMEOUT_MS;
+    if (zmq_setsockopt(c->sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl) != 0 ||
+        zmq_setsockopt(c->sock, ZMQ_HEARTBEAT_TIMEOUT, &dead, sizeof dead) != 0) {
+        snprintf(err, errlen, "cannot set heartbeats: %s", zmq_strerror(zmq_errno()));
+        tsr_client_destroy(&c);
+        return TSR_EZMQ;
+    }
     /* The handshake's verdict reaches us only as a monitor event. */
     c->mon = zmq_socket(c->ctx, ZMQ_PAIR);
     if (!c->mon || zmq_socket_monitor(c->sock, S_MONITOR, S_MONITOR_EVENTS) != 0 ||
@@ -152,7 +166,9 @@ const char *tsr_client_hint(const struct tsr_client *c)
  * verdict: the master will never answer, so the call fails now with
  * TSR_EACCESS. A handshake that failed without one (the master closed the
  * connection: with CURVE, most likely because we hold the wrong master key)
- * is kept as a hint for the timeout's message. Returns 0 or TSR_EACCESS.
+ * is kept as a hint for the timeout's message. A connection that closes
+ * after its handshake succeeded marks the master gone (c->gone), until a
+ * new handshake succeeds. Returns 0 or TSR_EACCESS.
  */
 static int s_on_event(struct tsr_client *c)
 {
@@ -180,6 +196,11 @@ static int s_on_event(struct tsr_client *c)
     }
     if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
         c->hint[0] = '\0';
+        c->up = 1;
+        c->gone = 0;
+    } else if (ev == ZMQ_EVENT_DISCONNECTED) {
+        c->gone = c->up;
+        c->up = 0;
     } else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
         return s_fail(c, TSR_EACCESS, "the master refused this client's key (status %u)",
                       (unsigned)value);
@@ -216,8 +237,9 @@ static int s_send(struct tsr_client *c, const char *cmd, cJSON *hdr, const void 
 
 /*
  * Waits until deadline (tsr_now_ms clock) for the next well-formed message;
- * *rid is its rid, or -1 when it has none. Returns 0, TSR_ETIMEOUT, or the
- * decoder's error for a malformed message.
+ * *rid is its rid, or -1 when it has none. Returns 0, TSR_ETIMEOUT (also
+ * at once when the master's connection closed: its replies cannot come),
+ * or the decoder's error for a malformed message.
  */
 static int s_recv(struct tsr_client *c, int64_t deadline, int wait_ms, struct tsr_msg *m,
                   int64_t *rid)
@@ -238,8 +260,19 @@ static int s_recv(struct tsr_client *c, int64_t deadline, int wait_ms, struct ts
             if (rc != 0)
                 return rc;
         }
-        if (!(items[0].revents & ZMQ_POLLIN))
+        if (!(items[0].revents & ZMQ_POLLIN)) {
+            /* Gone only once no event is left to read: a reconnection's
+             * handshake may follow the disconnect. A message already
+             * queued is still read first. */
+            int ev = 0;
+            size_t evlen = sizeof ev;
+            if (c->gone && zmq_getsockopt(c->mon, ZMQ_EVENTS, &ev, &evlen) == 0 &&
+                !(ev & ZMQ_POLLIN))
+                return s_fail(c, TSR_ETIMEOUT,
+                              "the master went away: its connection closed while a "
+                              "reply was awaited");
             continue;
+        }
         char why[256] = "";
         int rc = tsr_msg_recv(c->sock, 0, 1, m, why, sizeof why);
         if (rc == TSR_ETIMEOUT)

@@ -6,7 +6,8 @@
  * the master named, and only then renames the file into place as
  * DIR/frame_NNNN.exr. Then writes SHA256SUMS (`sha256sum -c` reads it),
  * manifest.json (one record per frame: hash, size, geometry, stats, where
- * and how long it rendered) and contact_sheet.png, which the master makes
+ * and how long it rendered, and each tile's worker, hub and render time)
+ * and contact_sheet.png, which the master makes
  * from the same frames.
  *
  * Every name written is made here from a frame number, never taken from the
@@ -310,7 +311,10 @@ static int s_write_manifest(const struct s_fetch *f, const char *name, const cha
              cJSON_AddNumberToObject(e, "size", (double)fr->size) &&
              s_copy_field(e, fr->rec, "width") && s_copy_field(e, fr->rec, "height") &&
              s_copy_field(e, fr->rec, "stats") && s_copy_field(e, fr->rec, "worker") &&
-             s_copy_field(e, fr->rec, "hub") && s_copy_field(e, fr->rec, "render_ms");
+             s_copy_field(e, fr->rec, "hub") && s_copy_field(e, fr->rec, "render_ms") &&
+             s_copy_field(e, fr->rec, "tiles") &&
+             (!cJSON_GetObjectItemCaseSensitive(fr->rec, "tiles_cut") ||
+              s_copy_field(e, fr->rec, "tiles_cut"));
     }
     char *text = ok ? cJSON_Print(m) : NULL;
     cJSON_Delete(m);
