@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fair_pool.sh: one studio's heavy requests do not stall another's small
-# ones. Studio alice floods the master with contact sheets of a job of 200
-# frames (each a few hundred thumbnails to decode); meanwhile studio bob asks
+# ones. Studio alice floods the master with contact sheets of a job of 120
+# frames (each over a hundred thumbnails to decode); meanwhile studio bob asks
 # for a chunk of his frame (GET), then for the contact sheet of his one-frame
 # job. The pool serves its studios round-robin and keeps a thread for chunk
 # reads and writes, so each of bob's requests is answered while alice's
@@ -29,7 +29,7 @@ as() {
 export TESSERA_KEY="$K/operators/ops.key" TESSERA_MASTER_KEY="$MK"
 wait_for 20 "worker registered" workers_live 1
 
-big=$(jqr "$(as alice submit "$TSR_SRC/tests/data/small" --frames 1-${TSR_FAIR_FRAMES:-200} --chunk 50 \
+big=$(jqr "$(as alice submit "$TSR_SRC/tests/data/small" --frames 1-${TSR_FAIR_FRAMES:-120} --chunk 50 \
             --name many --json)" .id)
 small=$(jqr "$(as bob submit "$TSR_SRC/tests/data/small" --frames 1 --name one --json)" .id)
 as alice watch "$big" >/dev/null || fail "alice's job did not complete"
