@@ -84,7 +84,7 @@ struct task {
     uint32_t frame_first;       /* index of its first frame in job->frames */
     uint32_t frame_count;       /* frames in this task */
     uint16_t tile;              /* tile index, row major */
-    uint16_t reserved;          /* zero */
+    uint16_t flags;             /* TASK_F_* (was a zero "reserved" field) */
     uint32_t render_ms;         /* render time of the accepted attempt */
     int64_t dispatched_ms;      /* wall clock of the live attempt's start */
     int64_t retry_at_ms;        /* wall clock before which it is not dispatched
@@ -95,6 +95,11 @@ struct task {
     char error[192];            /* last failure, one line */
 };
 #define TASK_RECORD_VERSION 2
+
+/* A fail-fast failure (missing_asset, bad_task, archive) from last_failed
+ * waits to be confirmed by a second worker; it has not counted against the
+ * task (tasks.c, s_policy). */
+#define TASK_F_UNCONFIRMED 0x1
 
 /* One frame of a job, in memory; its LMDB record is JSON (`frames`). */
 struct frame {

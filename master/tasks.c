@@ -165,9 +165,15 @@ void task_requeue(struct master *m, struct job *j, uint32_t idx, const char *why
  *   retry later      a transient condition (memory, time, the network):
  *                    queue again after a delay;
  *   fail fast        the scene itself is broken: no attempt can succeed, so
- *                    the task fails now, whatever attempts are left.
+ *                    the task fails once a second worker confirms it (or no
+ *                    other live worker can run the job), whatever attempts
+ *                    are left. Until then it is only one worker's word: the
+ *                    task goes to another worker, uncounted, and if that one
+ *                    renders it the first is blamed as for a worker fault.
  * worker_fault counts the failure against the worker (blocking it for the
- * job, and towards quarantine); the scene's faults do not.
+ * job, and towards quarantine); the scene's faults do not. counts says
+ * whether the failure uses one of the task's attempts: the farm's own faults
+ * (the master could not store an upload) never do, they only wait.
  */
 enum { RETRY_ELSEWHERE, RETRY_LATER, FAIL_FAST };
 
@@ -176,14 +182,15 @@ static const struct {
     int action;        /* RETRY_ELSEWHERE, RETRY_LATER or FAIL_FAST */
     int delay_s;       /* for RETRY_LATER: how long to wait */
     int worker_fault;  /* counts against the worker */
+    int counts;        /* uses one of the task's attempts */
 } s_policy[] = {
-    {"crash", RETRY_ELSEWHERE, 0, 1},         {"exit", RETRY_ELSEWHERE, 0, 1},
-    {"bad_output", RETRY_ELSEWHERE, 0, 1},    {"stall", RETRY_ELSEWHERE, 0, 1},
-    {"internal", RETRY_ELSEWHERE, 0, 1},      {"missing_feature", RETRY_ELSEWHERE, 0, 1},
-    {"timeout", RETRY_LATER, 30, 1},          {"oom", RETRY_LATER, 60, 1},
-    {"fetch", RETRY_LATER, 10, 0},            {"upload", RETRY_LATER, 10, 0},
-    {"missing_asset", FAIL_FAST, 0, 0},       {"bad_task", FAIL_FAST, 0, 0},
-    {"archive", FAIL_FAST, 0, 0},
+    {"crash", RETRY_ELSEWHERE, 0, 1, 1},      {"exit", RETRY_ELSEWHERE, 0, 1, 1},
+    {"bad_output", RETRY_ELSEWHERE, 0, 1, 1}, {"stall", RETRY_ELSEWHERE, 0, 1, 1},
+    {"internal", RETRY_ELSEWHERE, 0, 1, 1},   {"missing_feature", RETRY_ELSEWHERE, 0, 1, 1},
+    {"timeout", RETRY_LATER, 30, 1, 1},       {"oom", RETRY_LATER, 60, 1, 1},
+    {"fetch", RETRY_LATER, 10, 0, 1},         {"upload", RETRY_LATER, 10, 0, 0},
+    {"missing_asset", FAIL_FAST, 0, 0, 1},    {"bad_task", FAIL_FAST, 0, 0, 1},
+    {"archive", FAIL_FAST, 0, 0, 1},
 };
 
 /* Remembers that w failed a task of job that another worker then rendered
@@ -223,18 +230,57 @@ static void s_note_worker_failure(struct master *m, struct worker *w, uint64_t j
     }
 }
 
+/* Whether a live worker other than the one named could run j's tasks: only
+ * then is one worker's fail-fast verdict worth checking elsewhere. */
+static int s_other_can_run(struct master *m, const struct job *j, const char *name)
+{
+    for (size_t i = 0; i < m->nworkers; i++) {
+        const struct worker *o = m->workers[i];
+        if (o->live && strcmp(o->name, name) != 0 && worker_can_run(o, j))
+            return 1;
+    }
+    return 0;
+}
+
+/* Counts a failure against worker w for job j, blocking w for the job past
+ * --block-after. */
+static void s_blame(struct master *m, struct job *j, struct worker *w)
+{
+    if (!job_note_failure(m, j, w->name))
+        return;
+    tsr_log(TSR_LOG_WARN, "tasks", "worker '%s' blocked for job %llu after %d failures",
+            w->name, (unsigned long long)j->id, m->cfg.block_after);
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "worker", w->name);
+    store_event(m, "worker_blocked", j->id, ev);
+    cJSON_Delete(ev);
+}
+
 void task_fail(struct master *m, struct job *j, uint32_t idx, const char *cls,
                const char *why)
 {
     struct task *t = &j->tasks[idx];
     if (t->state != TASK_RUNNING && t->state != TASK_VERIFYING)
         return;
-    int action = RETRY_ELSEWHERE, delay_s = 0, fault = 1;
+    int action = RETRY_ELSEWHERE, delay_s = 0, fault = 1, counts = 1;
     for (size_t i = 0; i < sizeof s_policy / sizeof s_policy[0]; i++) {
         if (strcmp(s_policy[i].cls, cls) == 0) {
             action = s_policy[i].action;
             delay_s = s_policy[i].delay_s;
             fault = s_policy[i].worker_fault;
+            counts = s_policy[i].counts;
+        }
+    }
+    /* A fail-fast verdict is final only when a second worker gives one too,
+     * or when nobody else could try. */
+    int unconfirmed = 0;
+    if (action == FAIL_FAST) {
+        int confirmed = (t->flags & TASK_F_UNCONFIRMED) &&
+                        strcmp(t->last_failed, t->worker) != 0;
+        if (!confirmed && s_other_can_run(m, j, t->worker)) {
+            unconfirmed = 1;
+            action = RETRY_ELSEWHERE;
+            counts = 0;
         }
     }
     char line[192];
@@ -244,24 +290,25 @@ void task_fail(struct master *m, struct job *j, uint32_t idx, const char *cls,
     if (w) {
         w->failed++;
         worker_remove_run(w, t->attempt);
-        if (fault) {
-            if (job_note_failure(m, j, w->name)) {
-                tsr_log(TSR_LOG_WARN, "tasks", "worker '%s' blocked for job %llu after %d "
-                        "failures", w->name, (unsigned long long)j->id, m->cfg.block_after);
-                cJSON *ev = cJSON_CreateObject();
-                cJSON_AddStringToObject(ev, "worker", w->name);
-                store_event(m, "worker_blocked", j->id, ev);
-                cJSON_Delete(ev);
-            }
-        }
+        if (fault)
+            s_blame(m, j, w);
         store_put_worker(m, w);
     }
-    t->failures++;
+    if (counts)
+        t->failures++;
+    if (unconfirmed)
+        t->flags |= TASK_F_UNCONFIRMED;
+    else
+        t->flags &= (uint16_t)~TASK_F_UNCONFIRMED;
     snprintf(t->last_failed, sizeof t->last_failed, "%s", t->worker);
     snprintf(t->error, sizeof t->error, "%s", line);
-    tsr_log(TSR_LOG_WARN, "tasks", "job %llu task %u attempt %llu on '%s' failed (%d/%d): %s",
+    tsr_log(TSR_LOG_WARN, "tasks", "job %llu task %u attempt %llu on '%s' failed (%d/%d%s): %s",
             (unsigned long long)j->id, idx, (unsigned long long)t->attempt, t->worker,
-            t->failures, j->max_failures, line);
+            t->failures, j->max_failures,
+            unconfirmed ? ", to be confirmed by another worker"
+            : counts    ? ""
+                        : ", not counted: the farm's fault",
+            line);
     if (action == FAIL_FAST || t->failures >= j->max_failures) {
         task_set_state(j, idx, TASK_FAILED);
     } else {
@@ -315,13 +362,20 @@ void task_verified(struct master *m, struct job *j, uint32_t idx,
     struct task *t = &j->tasks[idx];
     struct worker *w = worker_by_name(m, t->worker);
     s_event(m, "task_accepted", j, idx, NULL);
-    struct worker *lw = t->failures && strcmp(t->last_failed, t->worker) != 0
+    /* The last worker that failed it was wrong: the task renders. One whose
+     * fail-fast verdict was unconfirmed is blamed now, as it was not when it
+     * failed. */
+    int lied = (t->flags & TASK_F_UNCONFIRMED) != 0;
+    struct worker *lw = (t->failures || lied) && strcmp(t->last_failed, t->worker) != 0
                             ? worker_by_name(m, t->last_failed)
                             : NULL;
     if (lw) {
+        if (lied)
+            s_blame(m, j, lw);
         s_note_worker_failure(m, lw, j->id);
         store_put_worker(m, lw);
     }
+    t->flags &= (uint16_t)~TASK_F_UNCONFIRMED;
     if (w) {
         w->done++;
         worker_remove_run(w, t->attempt);

@@ -546,7 +546,7 @@ static int s_pick_in(struct master *m, struct job *j, struct worker *w, int64_t 
         struct task *t = &j->tasks[i];
         if (t->state != TASK_QUEUED || t->retry_at_ms > wall)
             continue;
-        if (t->failures && strcmp(t->last_failed, w->name) == 0) {
+        if (t->last_failed[0] && strcmp(t->last_failed, w->name) == 0) {
             if (others < 0)
                 others = s_others_can_run(m, w, j);
             if (others)
