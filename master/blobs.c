@@ -91,6 +91,13 @@ void blobs_on_put(struct master *m, void *sock, struct tsr_msg *msg)
     if (store_has_blob(m, hash, &have_size) && access_blob_readable(m, msg->user, hash)) {
         cJSON_AddBoolToObject(h, "have", 1);
     } else {
+        /* Out of space: refused before any byte travels; a worker waits and
+         * asks again (space.c). */
+        if (space_refuse(m, err, sizeof err)) {
+            cJSON_Delete(h);
+            master_send_error(m, sock, msg->peer, msg->peer_len, "PUT", rid, TSR_EFULL, err);
+            return;
+        }
         struct upload *u = s_find(m, hash);
         if (u && u->size != (uint64_t)size) {
             cJSON_Delete(h);

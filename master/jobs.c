@@ -666,7 +666,7 @@ void clients_on_submit(struct master *m, struct tsr_msg *msg)
     int64_t rid = -1;
     char err[512] = "";
     tsr_hdr_int_opt(msg->hdr, "rid", 0, INT64_MAX / 2, &rid, NULL, 0);
-    if (store_nearly_full(m, 80, err, sizeof err)) {
+    if (store_nearly_full(m, 80, err, sizeof err) || space_refuse(m, err, sizeof err)) {
         master_send_error(m, m->clients, msg->peer, msg->peer_len, "SUBMIT", rid, TSR_EFULL,
                           err);
         return;

@@ -264,6 +264,12 @@ struct master {
     MDB_txn *txn;                 /* this cycle's write transaction or NULL */
     uint64_t map_need;            /* bytes a pending submission will write */
     int64_t frames_retry_ms;      /* when to retry assemblies the disk refused */
+    int blobs_full;               /* a blob write found no space (space.c) */
+    int db_full;                  /* a commit failed; changes wait (space.c) */
+    int db_rolled_back;           /* memory was rolled back since space was short */
+    int64_t db_retry_ms;          /* monotonic: earliest end of db_full */
+    int db_backoff_ms;            /* current wait between commit retries */
+    int64_t space_check_ms;       /* monotonic: next statvfs while short */
     int64_t readers_check_ms;     /* when to clear stale LMDB readers next */
 
     uint64_t next_job;            /* next job id */
@@ -326,6 +332,21 @@ void store_maybe_grow(struct master *m);
 int store_nearly_full(struct master *m, int percent, char *why, size_t whylen);
 /* True when need more bytes keep the map within 80% of --map-max. */
 int store_fits(struct master *m, uint64_t need);
+
+/* space.c: the data folder out of room; the farm waits, nothing fails */
+/* Enters "blobs full" (db 0) or "db full" (db 1, after a failed commit). */
+void space_note_full(struct master *m, int db, const char *what);
+/* Whether work must wait: always while the db is full, while blobs are
+ * full for work that makes images. */
+int space_short(const struct master *m, int images);
+/* Whether new submissions and uploads are refused for lack of space; why
+ * says so for a person. */
+int space_refuse(struct master *m, char *why, size_t whylen);
+void space_cron(struct master *m);
+/* A commit went through: the next failure backs off from the start. */
+void space_committed(struct master *m);
+/* store.c: rolls memory back to the last commit after a failed one. */
+int store_reload(struct master *m);
 
 /* blobs.c */
 void blob_path(const struct master *m, const char *hash, char *out, size_t outlen);

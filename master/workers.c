@@ -121,7 +121,9 @@ static void s_overdue(struct master *m, struct worker *w)
         struct run_ref r = w->running[i];
         struct job *j = job_find(m, r.job);
         struct task *t = j && r.task < j->ntasks ? &j->tasks[r.task] : NULL;
+        /* While space is short a result may be waiting to be stored. */
         if (t && t->attempt == r.attempt && t->state == TASK_RUNNING &&
+            !space_short(m, j->outputs_image) &&
             wall - t->dispatched_ms > (int64_t)j->timeout_s * 1000 + OVERDUE_GRACE_MS) {
             task_requeue(m, j, r.task, "no result long past the task's timeout");
             continue; /* task_requeue removed entry i */
@@ -519,7 +521,7 @@ static int s_other_unblocked(struct master *m, const struct worker *w, struct jo
  * blocked for j. */
 static int s_can_run(struct master *m, const struct worker *w, struct job *j, int64_t now)
 {
-    return job_dispatchable(j) && j->n_queued &&
+    return job_dispatchable(j) && j->n_queued && !space_short(m, j->outputs_image) &&
            (j->gpu ? w->gpu_credit > 0 : w->credit > 0) && worker_can_run(w, j) &&
            (!job_blocks(j, w->name, now) || !s_other_unblocked(m, w, j, now));
 }
