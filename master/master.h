@@ -46,6 +46,9 @@
 #define MASTER_MAX_TILES 64     /* per axis */
 #define MASTER_MAX_CHUNK 10000
 #define FRAME_RETRY_MS 10000   /* retry of an assembly the disk refused */
+#define FRAME_BACKOFF_MS 500   /* first wait after a transient assembly failure */
+#define FRAME_BACKOFF_MAX_MS 30000 /* longest such wait */
+#define FRAME_MAX_TRIES 6      /* transient failures in a row before a frame fails */
 #define MASTER_DEFAULT_STALL_S 900 /* renderer silence that kills an attempt */
 
 enum task_state {
@@ -111,6 +114,12 @@ struct frame {
     char worker[MASTER_NAME_MAX + 1]; /* worker of the last piece */
     char hub[MASTER_NAME_MAX + 1];    /* its hub */
     uint32_t render_ms;         /* render time summed over the pieces */
+    char error[160];            /* why its assembly failed, or why it waits;
+                                   "" when none */
+    uint8_t tries;              /* assemblies that failed for a transient
+                                   reason in a row (memory only) */
+    int64_t retry_ms;           /* monotonic: not assembled again before this
+                                   (memory only), 0 if no wait */
 };
 
 /* A worker's failures on one job; past the threshold it gets no more of the
@@ -321,6 +330,9 @@ int store_get_piece(struct master *m, uint64_t job, uint32_t task, uint32_t k,
 int store_put_worker(struct master *m, const struct worker *w);
 int store_put_blob(struct master *m, const char *hash, uint64_t size);
 int store_has_blob(struct master *m, const char *hash, uint64_t *size);
+/* Drops the record of a blob found gone or bad, so that the next upload of
+ * that hash stores it again. */
+int store_forget_blob(struct master *m, const char *hash);
 int store_put_counters(struct master *m);
 /* Appends an event; fields is borrowed and may be NULL. */
 int store_event(struct master *m, const char *kind, uint64_t job, cJSON *fields);
@@ -386,8 +398,14 @@ void task_verified(struct master *m, struct job *j, uint32_t idx, const char (*h
 void task_set_state(struct job *j, uint32_t idx, int state);
 void frame_assembled(struct master *m, struct job *j, uint32_t fidx, int rc,
                      const char *err, const char *hash, uint64_t size,
-                     const struct tsr_image_stats *stats);
+                     const struct tsr_image_stats *stats, int bad_piece);
+/* Assembles the job's frames whose tiles are all in and that are not
+ * waiting out a backoff. */
 void frames_resume(struct master *m, struct job *j);
+/* Sends done task idx back to the queue because a piece it made is gone or
+ * bad: its frames not yet delivered wait for the new pieces. Uses none of
+ * the task's attempts and blames no worker. */
+void task_rerender(struct master *m, struct job *j, uint32_t idx, const char *why);
 
 /* workers.c */
 void workers_on_message(struct master *m, struct tsr_msg *msg);
@@ -451,6 +469,8 @@ struct pool_req {
     char err[512];                 /* reason when rc != 0 */
     struct tsr_image_stats stats;  /* stats of the (last) image verified */
     char out_hash[TSR_HASH_HEX];   /* hash of what was produced */
+    int bad_piece;                 /* assemble: index of a piece that is gone or
+                                      does not match its hash, -1 if none */
 };
 
 int pool_start(struct master *m, int nthreads);

@@ -261,6 +261,26 @@ static void s_store_blob(struct pool_req *r)
 static void s_assemble(struct pool *p, struct pool_req *r)
 {
     char why[400] = "";
+    /* Each piece must still be what was verified: one that is gone or has
+     * changed is named, and its tile is rendered again. */
+    r->bad_piece = -1;
+    for (size_t i = 0; i < r->npieces; i++) {
+        char got[TSR_HASH_HEX];
+        int rc = tsr_hash_file(r->pieces[i], got, NULL);
+        if (rc == 0 && strcmp(got, r->piece_hashes[i]) == 0)
+            continue;
+        if (rc != 0 && rc != TSR_ENOTFOUND && access(r->pieces[i], F_OK) == 0) {
+            r->rc = rc; /* it is there but could not be read: transient */
+            snprintf(r->err, sizeof r->err, "cannot read piece %.12s: %s",
+                     r->piece_hashes[i], tsr_strerror(rc));
+            return;
+        }
+        r->rc = rc == 0 ? TSR_EHASH : TSR_ENOTFOUND;
+        r->bad_piece = (int)i;
+        snprintf(r->err, sizeof r->err, "piece %.12s %s", r->piece_hashes[i],
+                 rc == 0 ? "does not match its hash" : "is missing");
+        return;
+    }
     if (r->npieces == 1) {
         /* A whole-frame piece is the frame and already a blob: no copy,
          * only the frame's check (and its statistics for the manifest). */

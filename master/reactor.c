@@ -153,7 +153,7 @@ void master_on_pool_done(struct master *m, struct pool_req *req)
         struct job *j = job_find(m, req->job);
         if (j && req->frame < j->nframes)
             frame_assembled(m, j, req->frame, req->rc, req->err, req->out_hash, req->size,
-                            &req->stats);
+                            &req->stats, req->bad_piece);
     }
     pool_req_free(req);
 }

@@ -319,6 +319,8 @@ int store_put_frame(struct master *m, const struct job *j, uint32_t idx)
     cJSON_AddStringToObject(o, "worker", f->worker);
     cJSON_AddStringToObject(o, "hub", f->hub);
     cJSON_AddNumberToObject(o, "render_ms", f->render_ms);
+    if (f->error[0])
+        cJSON_AddStringToObject(o, "error", f->error);
     int nc = f->stats.nchannels > 4 ? 4 : f->stats.nchannels;
     cJSON_AddNumberToObject(o, "nchannels", nc);
     cJSON_AddItemToObject(o, "min", s_doubles(f->stats.min, nc));
@@ -377,6 +379,13 @@ int store_put_blob(struct master *m, const char *hash, uint64_t size)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "size", (double)size);
     return s_put_json(m, m->db_blobs, hash, 64, o);
+}
+
+int store_forget_blob(struct master *m, const char *hash)
+{
+    MDB_val k = {64, (void *)hash};
+    int rc = mdb_del(master_txn(m), m->db_blobs, &k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : s_mdb(rc, "forget blob");
 }
 
 int store_has_blob(struct master *m, const char *hash, uint64_t *size)
@@ -563,6 +572,7 @@ static int s_frame_record(struct master *m, const MDB_val *k, const MDB_val *v)
     snprintf(f->worker, sizeof f->worker, "%s", s_jstr(o, "worker"));
     snprintf(f->hub, sizeof f->hub, "%s", s_jstr(o, "hub"));
     f->render_ms = (uint32_t)s_jnum(o, "render_ms");
+    snprintf(f->error, sizeof f->error, "%s", s_jstr(o, "error"));
     int nc = (int)s_jnum(o, "nchannels");
     f->stats.nchannels = nc < 0 ? 0 : nc > 4 ? 4 : nc;
     s_jdoubles(o, "min", f->stats.min, f->stats.nchannels);

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *task_state_name(int s)
 {
@@ -340,11 +341,9 @@ static void s_assemble(struct master *m, struct job *j, uint32_t fidx)
     for (uint32_t t = 0; t < ntiles; t++) {
         uint32_t tidx = group * ntiles + t;
         if (store_get_piece(m, j->id, tidx, k, req->piece_hashes[t]) != 0) {
-            tsr_log(TSR_LOG_ERROR, "tasks", "job %llu frame %d: piece of task %u missing",
-                    (unsigned long long)j->id, j->frames[fidx], tidx);
+            /* No record of the piece: its tile is rendered again. */
             pool_req_free(req);
-            f->state = FRAME_FAILED;
-            store_put_frame(m, j, fidx);
+            task_rerender(m, j, tidx, "its piece of a frame has no record");
             return;
         }
         blob_path(m, req->piece_hashes[t], req->pieces[t], sizeof req->pieces[t]);
@@ -352,8 +351,45 @@ static void s_assemble(struct master *m, struct job *j, uint32_t fidx)
     snprintf(req->path, sizeof req->path, "%s/blobs", m->cfg.data_dir);
     snprintf(req->path2, sizeof req->path2, "%s/blobs/tmp/frame-%llu-%u.exr",
              m->cfg.data_dir, (unsigned long long)j->id, fidx);
+    req->bad_piece = -1;
     f->state = FRAME_ASSEMBLING;
     pool_submit(m, req);
+}
+
+void task_rerender(struct master *m, struct job *j, uint32_t idx, const char *why)
+{
+    struct task *t = &j->tasks[idx];
+    if (t->state != TASK_DONE)
+        return;
+    char line[192];
+    snprintf(line, sizeof line, "rendered again: %s", why);
+    s_event(m, "task_requeued", j, idx, line);
+    tsr_log(TSR_LOG_WARN, "tasks", "job %llu task %u %s", (unsigned long long)j->id, idx,
+            line);
+    for (uint32_t k = 0; k < t->frame_count; k++) {
+        struct frame *f = &j->frame_info[t->frame_first + k];
+        if (f->state == FRAME_DONE)
+            continue; /* delivered already; the new piece is not needed */
+        if (f->tiles_done)
+            f->tiles_done--;
+        f->state = FRAME_PENDING;
+        f->tries = 0;
+        f->retry_ms = 0;
+        snprintf(f->error, sizeof f->error, "waiting for tile %u, %.130s", t->tile, line);
+        store_put_frame(m, j, t->frame_first + k);
+    }
+    task_set_state(j, idx, TASK_QUEUED);
+    t->attempt = 0;
+    t->retry_at_ms = 0;
+    t->worker[0] = t->hub[0] = '\0';
+    snprintf(t->error, sizeof t->error, "%s", line);
+    store_put_task(m, j, idx);
+    if (j->state == JOB_FAILED) {
+        j->state = JOB_RUNNING;
+        j->finished_ms = 0;
+        j->error[0] = '\0';
+        store_put_job(m, j);
+    }
 }
 
 void task_verified(struct master *m, struct job *j, uint32_t idx,
@@ -388,12 +424,14 @@ void task_verified(struct master *m, struct job *j, uint32_t idx,
     for (uint32_t k = 0; k < t->frame_count; k++) {
         uint32_t fidx = t->frame_first + k;
         struct frame *f = &j->frame_info[fidx];
+        if (hashes)
+            store_put_piece(m, j->id, idx, k, hashes[k]);
+        if (f->state == FRAME_DONE)
+            continue; /* a tile rendered again for another of its frames */
         f->tiles_done++;
         snprintf(f->worker, sizeof f->worker, "%s", t->worker);
         snprintf(f->hub, sizeof f->hub, "%s", t->hub);
         f->render_ms += t->render_ms / (t->frame_count ? t->frame_count : 1);
-        if (hashes)
-            store_put_piece(m, j->id, idx, k, hashes[k]);
         if (f->tiles_done < ntiles) {
             store_put_frame(m, j, fidx);
             continue;
@@ -410,26 +448,84 @@ void task_verified(struct master *m, struct job *j, uint32_t idx,
     job_check_done(m, j);
 }
 
+/* Waits out a backoff before frame fidx is assembled again. */
+static void s_frame_backoff(struct master *m, struct job *j, uint32_t fidx, int64_t ms)
+{
+    struct frame *f = &j->frame_info[fidx];
+    f->state = FRAME_PENDING;
+    f->retry_ms = ms ? tsr_now_ms() + ms : 0;
+    if (ms && (!m->frames_retry_ms || f->retry_ms < m->frames_retry_ms))
+        m->frames_retry_ms = f->retry_ms;
+    store_put_frame(m, j, fidx);
+}
+
+/*
+ * An assembly came back. What a failure means:
+ *   no space         the farm's fault: the frame waits for space (space.c
+ *                    resumes it), nothing counts;
+ *   a bad piece      a piece that is gone or does not match its hash: its
+ *                    tile is rendered again (task_rerender);
+ *   transient        a piece that could not be read, memory: retried with
+ *                    backoff, FRAME_MAX_TRIES times in a row;
+ *   anything else    (the pieces are sound but do not assemble, or the
+ *                    transient failure persists) the frame fails, with its
+ *                    reason in the frame and the job's error; `tessera
+ *                    retry JOB` renders its tiles again.
+ */
 void frame_assembled(struct master *m, struct job *j, uint32_t fidx, int rc,
                      const char *err, const char *hash, uint64_t size,
-                     const struct tsr_image_stats *stats)
+                     const struct tsr_image_stats *stats, int bad_piece)
 {
     struct frame *f = &j->frame_info[fidx];
     if (f->state != FRAME_ASSEMBLING)
         return;
-    if (rc == TSR_EFULL || rc == TSR_EIO) {
-        /* The disk, not the pieces: try again when space may have returned. */
-        tsr_log(TSR_LOG_ERROR, "tasks", "job %llu frame %d: cannot assemble (%s); retrying "
-                "in %d s", (unsigned long long)j->id, j->frames[fidx], err,
-                FRAME_RETRY_MS / 1000);
-        f->state = FRAME_PENDING;
+    uint32_t ntiles = (uint32_t)(j->tiles_x * j->tiles_y);
+    if (rc == TSR_EFULL) {
+        tsr_log(TSR_LOG_WARN, "tasks", "job %llu frame %d: cannot assemble (%s); waiting "
+                "for space", (unsigned long long)j->id, j->frames[fidx], err);
+        snprintf(f->error, sizeof f->error, "waiting for space on the master: %s", err);
+        /* space.c resumes it when room returns; the timer is a fallback. */
+        s_frame_backoff(m, j, fidx, 0);
         m->frames_retry_ms = tsr_now_ms() + FRAME_RETRY_MS;
         return;
     }
+    if (rc != 0 && bad_piece >= 0 && (uint32_t)bad_piece < ntiles) {
+        uint32_t group = j->frame_group[fidx];
+        uint32_t tidx = group * ntiles + (uint32_t)bad_piece;
+        char piece[TSR_HASH_HEX], path[MASTER_PATH_MAX + 64];
+        if (store_get_piece(m, j->id, tidx, fidx - j->tasks[group * ntiles].frame_first,
+                            piece) == 0) {
+            /* Forget it and move a bad copy aside: the new render's upload
+             * must store it again, not be told the master has it. */
+            store_forget_blob(m, piece);
+            blob_path(m, piece, path, sizeof path);
+            unlink(path);
+        }
+        f->state = FRAME_PENDING;
+        task_rerender(m, j, tidx, err);
+        job_check_done(m, j);
+        return;
+    }
+    int transient = rc == TSR_EIO || rc == TSR_ENOMEM;
+    if (rc != 0 && transient && f->tries + 1 < FRAME_MAX_TRIES) {
+        int64_t wait = (int64_t)FRAME_BACKOFF_MS << f->tries;
+        if (wait > FRAME_BACKOFF_MAX_MS)
+            wait = FRAME_BACKOFF_MAX_MS;
+        f->tries++;
+        tsr_log(TSR_LOG_WARN, "tasks", "job %llu frame %d: assembly failed (%s); retry %d "
+                "in %lld ms", (unsigned long long)j->id, j->frames[fidx], err, f->tries,
+                (long long)wait);
+        snprintf(f->error, sizeof f->error, "assembly retried (%d): %s", f->tries, err);
+        s_frame_backoff(m, j, fidx, wait);
+        return;
+    }
+    f->tries = 0;
+    f->retry_ms = 0;
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddNumberToObject(ev, "frame", j->frames[fidx]);
     if (rc == 0) {
         f->state = FRAME_DONE;
+        f->error[0] = '\0';
         snprintf(f->hash, sizeof f->hash, "%s", hash);
         f->size = size;
         f->stats = *stats;
@@ -438,14 +534,14 @@ void frame_assembled(struct master *m, struct job *j, uint32_t fidx, int rc,
         cJSON_AddStringToObject(ev, "hash", hash);
         store_event(m, "frame_done", j->id, ev);
     } else {
-        /* The pieces each passed verification, so a frame that does not
-         * assemble is a defect of ours or of the disk: say so, keep going. */
+        /* The pieces are there and sound, yet do not make a frame: a defect
+         * of ours or of the disk. Say so where a person looks. */
         f->state = FRAME_FAILED;
+        snprintf(f->error, sizeof f->error, "assembly failed: %s", err);
         cJSON_AddStringToObject(ev, "error", err);
         store_event(m, "frame_failed", j->id, ev);
         tsr_log(TSR_LOG_ERROR, "tasks", "job %llu frame %d: assembly failed: %s",
                 (unsigned long long)j->id, j->frames[fidx], err);
-        snprintf(j->error, sizeof j->error, "frame %d: %s", j->frames[fidx], err);
     }
     cJSON_Delete(ev);
     store_put_frame(m, j, fidx);
@@ -457,12 +553,17 @@ void frames_resume(struct master *m, struct job *j)
     if (!j->outputs_image || job_ended(j))
         return;
     uint32_t ntiles = (uint32_t)(j->tiles_x * j->tiles_y);
+    int64_t now = tsr_now_ms();
     for (uint32_t f = 0; f < j->nframes; f++) {
         struct frame *fr = &j->frame_info[f];
-        if ((fr->state == FRAME_PENDING || fr->state == FRAME_ASSEMBLING) &&
-            fr->tiles_done == ntiles) {
-            fr->state = FRAME_PENDING;
-            s_assemble(m, j, f);
+        if (fr->state != FRAME_PENDING || fr->tiles_done != ntiles)
+            continue;
+        if (fr->retry_ms > now) {
+            if (!m->frames_retry_ms || fr->retry_ms < m->frames_retry_ms)
+                m->frames_retry_ms = fr->retry_ms;
+            continue;
         }
+        fr->retry_ms = 0;
+        s_assemble(m, j, f);
     }
 }
