@@ -9,7 +9,9 @@
  * master hashed the bytes the studio sent, which proves it holds them).
  * Knowing a hash is not a claim: a studio's PUT of a blob the master holds
  * but the studio has no claim on is answered as for a new blob, and the
- * bytes must come.
+ * bytes must come; an upload in progress is its uploader's alone (blobs.c
+ * keys it by uploader and id), and only the uploader whose own upload
+ * completed is granted the blob (tests/integration/uploads.sh).
  *
  * The frames of a job are looked up through a sorted index of their hashes,
  * built on first use and again when the job's count of done frames moved,
@@ -30,7 +32,6 @@
 #include <string.h>
 
 #define S_GRANTS 8192        /* upload and sheet claims remembered */
-#define S_PENDING 1024       /* uploads in progress remembered */
 #define S_INDEXES 64         /* per-job frame indexes kept */
 #define S_INDEX_IDLE_MS (10 * 60 * 1000) /* an index unused this long goes */
 
@@ -52,8 +53,6 @@ struct s_index {
 struct access {
     struct s_claim *grants;     /* ring of S_GRANTS claims (owned) */
     size_t next_grant;          /* slot the next claim takes */
-    struct s_claim *pending;    /* ring of S_PENDING uploads in progress (owned) */
-    size_t next_pending;        /* slot the next upload takes */
     struct s_index idx[S_INDEXES]; /* frame indexes */
 };
 
@@ -63,8 +62,7 @@ struct access *access_new(void)
     if (!a)
         return NULL;
     a->grants = calloc(S_GRANTS, sizeof *a->grants);
-    a->pending = calloc(S_PENDING, sizeof *a->pending);
-    if (!a->grants || !a->pending)
+    if (!a->grants)
         access_destroy(&a);
     return a;
 }
@@ -77,7 +75,6 @@ void access_destroy(struct access **ap)
     for (size_t i = 0; i < S_INDEXES; i++)
         free(a->idx[i].hashes);
     free(a->grants);
-    free(a->pending);
     free(a);
     *ap = NULL;
 }
@@ -207,27 +204,6 @@ void access_grant(struct master *m, const char *user, const char *hash)
 {
     if (m->access && s_is_studio(user))
         s_claim(m->access->grants, S_GRANTS, &m->access->next_grant, user, hash);
-}
-
-void access_upload_started(struct master *m, const char *user, const char *hash)
-{
-    if (m->access && s_is_studio(user))
-        s_claim(m->access->pending, S_PENDING, &m->access->next_pending, user, hash);
-}
-
-void access_upload_done(struct master *m, const char *hash, int ok)
-{
-    struct access *a = m->access;
-    if (!a)
-        return;
-    for (size_t i = 0; i < S_PENDING; i++) {
-        struct s_claim *c = &a->pending[i];
-        if (!c->user[0] || strcmp(c->hash, hash) != 0)
-            continue;
-        if (ok)
-            access_grant(m, c->user, c->hash);
-        c->user[0] = '\0';
-    }
 }
 
 int access_check_message(struct master *m, const struct tsr_msg *msg, int workers,

@@ -85,19 +85,15 @@ int access_can_see(const char *user, const struct job *j);
 /*
  * True when user may read blob hash: operators and workers any; a studio
  * the archives, frames and contact sheets of its jobs and what it uploaded
- * itself during this run of the master. Also decides whether a studio's PUT
+ * itself (every chunk, hashed and checked) during this run of the master. Also decides whether a studio's PUT
  * of a blob the master holds may skip the upload (proof of possession).
  */
 int access_blob_readable(struct master *m, const char *user, const char *hash);
 
-/* A studio's PUT started a real upload of hash. */
-void access_upload_started(struct master *m, const char *user, const char *hash);
-
-/* The upload of hash ended (ok: stored under its hash); its uploaders may
- * now read it. */
-void access_upload_done(struct master *m, const char *hash, int ok);
-
-/* Lets user read hash (a contact sheet drawn for its job). */
+/* Lets user read hash: a contact sheet drawn for its job, or a blob whose
+ * upload by user itself the master completed and checked (blobs.c). Only
+ * that uploader: another studio uploading the same hash at the same time
+ * gets its own claim only when its own bytes are in and checked. */
 void access_grant(struct master *m, const char *user, const char *hash);
 
 /*

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define WORKERS_REPLY_MAX (192 * 1024) /* bytes of workers in one WORKERS reply */
+
 static void s_reply(struct master *m, struct tsr_msg *msg, const char *cmd, int64_t rid,
                     cJSON *h)
 {
@@ -86,6 +88,8 @@ void clients_on_message(struct master *m, struct tsr_msg *msg)
     const char *c = msg->cmd;
     if (!access_request_ok(m, msg, rid)) {
         /* refused (auth.h); the ERROR is on its way */
+    } else if (!ratelimit_admit(m, msg, rid)) {
+        /* a change past the sender's rate; TSR_EBUSY is on its way */
     } else if (strcmp(c, "SUBMIT") == 0) {
         clients_on_submit(m, msg);
     } else if (strcmp(c, "PUT") == 0) {
@@ -101,9 +105,12 @@ void clients_on_message(struct master *m, struct tsr_msg *msg)
         if (j) {
             cJSON *h = cJSON_CreateObject();
             cJSON *o = job_to_json(j);
-            char why[160];
-            const char *waiting = workers_waiting_reason(m, j, why, sizeof why);
+            char why[200];
+            const char *waiting = scrub_waiting_reason(m, j, why, sizeof why);
+            if (!waiting)
+                waiting = workers_waiting_reason(m, j, why, sizeof why);
             cJSON_AddStringToObject(o, "waiting", waiting ? waiting : "");
+            scrub_status(j, o);
             cJSON_AddItemToObject(h, "job", o);
             s_reply(m, msg, "STATUS", rid, h);
         }
@@ -122,8 +129,18 @@ void clients_on_message(struct master *m, struct tsr_msg *msg)
     } else if (strcmp(c, "WORKERS") == 0) {
         cJSON *h = cJSON_CreateObject();
         cJSON *arr = cJSON_AddArrayToObject(h, "workers");
-        for (size_t i = 0; i < m->nworkers && i < 1000; i++)
-            cJSON_AddItemToArray(arr, worker_to_json(m, m->workers[i]));
+        /* Each worker's entry is bounded (hello.c); the reply as a whole
+         * stays well under the header limit, and says how many it left out. */
+        size_t bytes = 0, i = 0;
+        for (; i < m->nworkers && bytes < WORKERS_REPLY_MAX; i++) {
+            cJSON *o = worker_to_json(m, m->workers[i]);
+            char *text = cJSON_PrintUnformatted(o);
+            bytes += text ? strlen(text) : 0;
+            free(text);
+            cJSON_AddItemToArray(arr, o);
+        }
+        if (i < m->nworkers)
+            cJSON_AddNumberToObject(h, "left_out", (double)(m->nworkers - i));
         s_reply(m, msg, "WORKERS", rid, h);
     } else if (strcmp(c, "CANCEL") == 0) {
         struct job *j = s_job_arg(m, msg, rid);
@@ -206,6 +223,7 @@ static void s_sheet(struct master *m, struct tsr_msg *msg, int64_t rid, struct j
     memcpy(req->peer, msg->peer, msg->peer_len);
     req->peer_len = msg->peer_len;
     req->rid = rid;
+    snprintf(req->user, sizeof req->user, "%s", msg->user); /* the pool's lane */
     req->job = j->id;
     req->npieces = n;
     req->pieces = calloc(n, sizeof *req->pieces);
@@ -297,7 +315,7 @@ static void s_retry(struct master *m, struct tsr_msg *msg, int64_t rid, struct j
 }
 
 /* WORKER {name, action}: drain (finish what it has, take nothing new),
- * undrain, or release from quarantine. */
+ * undrain, release from quarantine, or forget (a worker that is gone). */
 static void s_worker_action(struct master *m, struct tsr_msg *msg, int64_t rid)
 {
     char err[256];
@@ -310,6 +328,31 @@ static void s_worker_action(struct master *m, struct tsr_msg *msg, int64_t rid)
         rc = TSR_ENOTFOUND;
         snprintf(err, sizeof err, "no such worker '%s'", name);
     }
+    if (!rc && strcmp(action, "forget") == 0) {
+        /* Only a worker that is gone: a live one would register again. */
+        char wname[MASTER_NAME_MAX + 1];
+        snprintf(wname, sizeof wname, "%s", w->name);
+        if (worker_forget(m, w) != 0) {
+            snprintf(err, sizeof err,
+                     "worker '%s' is live; stop it first (SIGTERM), then "
+                     "forget it",
+                     wname);
+            master_send_error(m, m->clients, msg->peer, msg->peer_len, "WORKER", rid,
+                              TSR_ESTATE, err);
+            return;
+        }
+        cJSON *ev = cJSON_CreateObject();
+        cJSON_AddStringToObject(ev, "worker", wname);
+        store_event(m, "worker_forgotten", 0, ev);
+        cJSON_Delete(ev);
+        tsr_log(TSR_LOG_INFO, "clients", "worker '%s' forgotten", wname);
+        cJSON *h = cJSON_CreateObject();
+        cJSON *o = cJSON_AddObjectToObject(h, "worker");
+        cJSON_AddStringToObject(o, "name", wname);
+        cJSON_AddStringToObject(o, "state", "forgotten");
+        s_reply(m, msg, "WORKER", rid, h);
+        return;
+    }
     if (!rc) {
         if (strcmp(action, "drain") == 0)
             w->draining = 1;
@@ -321,7 +364,8 @@ static void s_worker_action(struct master *m, struct tsr_msg *msg, int64_t rid)
             memset(w->recent_jobs, 0, sizeof w->recent_jobs);
         } else {
             rc = TSR_EINVAL;
-            snprintf(err, sizeof err, "unknown action '%s' (drain, undrain, release)", action);
+            snprintf(err, sizeof err,
+                     "unknown action '%s' (drain, undrain, release, forget)", action);
         }
     }
     if (rc) {

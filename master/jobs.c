@@ -269,7 +269,8 @@ int job_ended(const struct job *j)
 
 int job_dispatchable(const struct job *j)
 {
-    return j->state == JOB_QUEUED || j->state == JOB_RUNNING;
+    /* A job whose archive was found damaged waits for it (scrub.c). */
+    return (j->state == JOB_QUEUED || j->state == JOB_RUNNING) && !j->archive_lost;
 }
 
 void job_check_done(struct master *m, struct job *j)

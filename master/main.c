@@ -6,6 +6,8 @@
  *                  [--threads N] [--log-level L]
  *                  [--key FILE --studio-keys DIR --operator-keys DIR
  *                   --worker-keys DIR] [--insecure]
+ *                  [--upload-max N] [--upload-max-bytes MIB] [--upload-idle S]
+ *                  [--scrub-rate MIB] [--scrub]
  */
 #include "auth.h"
 #include "master.h"
@@ -17,11 +19,14 @@
 #include "tessera/log.h"
 #include "tessera/util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -59,12 +64,22 @@ static void s_usage(FILE *out)
             "                      [--key FILE --studio-keys DIR --operator-keys DIR\n"
             "                       --worker-keys DIR] [--insecure]\n"
             "                      [--max-archive-entries N] [--max-archive-size MIB]\n"
-            "                      [--max-archive-ratio N]\n"
+            "                      [--max-archive-ratio N] [--max-slots N]\n"
+            "                      [--slots-per-core N]\n"
+            "                      [--upload-max N] [--upload-max-bytes MIB]\n"
+            "                      [--upload-idle S] [--scrub-rate MIB] [--scrub]\n"
+            "                      [--mutation-rate N] [--mutation-burst N]\n"
             "defaults: --data ./tessera-data --clients tcp://127.0.0.1:7400\n"
             "          --workers tcp://127.0.0.1:7401 --heartbeat-ms 1000 --liveness 5\n"
             "          --map-size 1024 --map-max 16384 --block-after 3 --quarantine-jobs 3\n"
-            "          --threads 2 --max-archive-entries 100000 --max-archive-size 65536\n"
-            "          --max-archive-ratio 1000\n");
+            "          --threads 3 --max-archive-entries 100000 --max-archive-size 65536\n"
+            "          --max-archive-ratio 1000 --max-slots 64 --slots-per-core 2\n"
+            "          --upload-max 32 --upload-max-bytes 131072\n"
+            "          --upload-idle 600 --scrub-rate 16 --mutation-rate 50\n"
+            "          --mutation-burst 200\n"
+            "--scrub checks every blob against its hash, sets the damaged aside, prints a\n"
+            "report and exits: 0 all sound, 3 damaged or missing blobs found, 1 error.\n"
+            "It refuses to run while a master serves the same --data.\n");
 }
 
 static int s_int_arg(const char *flag, const char *v, long min, long max, long *out)
@@ -150,6 +165,45 @@ static int s_check_security(struct master *m)
     return 0;
 }
 
+/*
+ * Takes the data folder for this process: an exclusive flock on
+ * <data>/master.lock, held (the descriptor left open) until the process
+ * ends, whatever way it ends; the kernel drops it with the process, so a
+ * kill -9 leaves no stale lock. The file holds the holder's pid for the
+ * message a second master prints. Returns 0, or 1 having said why.
+ */
+static int s_lock_data(const char *dir)
+{
+    char path[MASTER_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/master.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        fprintf(stderr, "tessera-master: cannot open '%s': %s\n", path, strerror(errno));
+        return 1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (e == EWOULDBLOCK)
+            fprintf(stderr,
+                    "tessera-master: the data folder '%s' is in use by another master "
+                    "(pid %s); stop it first, or give this one its own --data\n",
+                    dir, pid[0] ? pid : "unknown");
+        else
+            fprintf(stderr, "tessera-master: cannot lock '%s': %s\n", path, strerror(e));
+        close(fd);
+        return 1;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+        tsr_log(TSR_LOG_WARN, "master", "cannot write the pid into '%s'", path);
+    return 0; /* fd stays open: the lock lives as long as the process */
+}
+
 int main(int argc, char **argv)
 {
     struct master m;
@@ -160,7 +214,7 @@ int main(int argc, char **argv)
     m.cfg.heartbeat_ms = 1000;
     m.cfg.liveness = 5;
     m.cfg.map_size = 1024ULL << 20;
-    m.cfg.pool_threads = 2;
+    m.cfg.pool_threads = 3; /* two for heavy work, one kept for chunks (pool.c) */
     m.cfg.default_max_failures = 3;
     m.cfg.default_timeout_s = 3600;
     m.cfg.map_max = 16384ULL << 20;
@@ -168,8 +222,17 @@ int main(int argc, char **argv)
     m.cfg.block_ms = 10 * 60 * 1000;
     m.cfg.quarantine_jobs = 3;
     m.cfg.quarantine_window_ms = 60 * 60 * 1000;
+    m.cfg.max_slots = 64;
+    m.cfg.slots_per_core = 2;
+    m.cfg.mutation_rate = 50;
+    m.cfg.mutation_burst = 200;
 
     tsr_archive_limits_default(&m.cfg.archive);
+    m.cfg.upload_max = 32;
+    m.cfg.upload_max_bytes = 131072ULL << 20;
+    m.cfg.upload_idle_ms = 600 * 1000;
+    m.cfg.scrub_rate = 16ULL << 20;
+    int scrub = 0;
 
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'},      {"clients", required_argument, 0, 'c'},
@@ -185,6 +248,15 @@ int main(int argc, char **argv)
         {"max-archive-entries", required_argument, 0, 1006},
         {"max-archive-size", required_argument, 0, 1007},
         {"max-archive-ratio", required_argument, 0, 1008},
+        {"max-slots", required_argument, 0, 1009},
+        {"slots-per-core", required_argument, 0, 1010},
+        {"upload-max", required_argument, 0, 1101},
+        {"upload-max-bytes", required_argument, 0, 1102},
+        {"upload-idle", required_argument, 0, 1103},
+        {"scrub-rate", required_argument, 0, 1104},
+        {"scrub", no_argument, 0, 1105},
+        {"mutation-rate", required_argument, 0, 1111},
+        {"mutation-burst", required_argument, 0, 1112},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     int c;
     long n;
@@ -258,6 +330,47 @@ int main(int argc, char **argv)
                 return 2;
             m.cfg.archive.max_ratio = (uint64_t)n;
             break;
+        case 1009:
+            if (s_int_arg("--max-slots", optarg, 1, HELLO_MAX_SLOTS, &n))
+                return 2;
+            m.cfg.max_slots = (int)n;
+            break;
+        case 1010:
+            if (s_int_arg("--slots-per-core", optarg, 0, 1024, &n))
+                return 2;
+            m.cfg.slots_per_core = (int)n;
+            break;
+        case 1101:
+            if (s_int_arg("--upload-max", optarg, 1, 4096, &n))
+                return 2;
+            m.cfg.upload_max = (int)n;
+            break;
+        case 1102:
+            if (s_int_arg("--upload-max-bytes", optarg, 1, 1L << 30, &n))
+                return 2;
+            m.cfg.upload_max_bytes = (uint64_t)n << 20;
+            break;
+        case 1103:
+            if (s_int_arg("--upload-idle", optarg, 1, 7 * 24 * 3600, &n))
+                return 2;
+            m.cfg.upload_idle_ms = (int64_t)n * 1000;
+            break;
+        case 1104:
+            if (s_int_arg("--scrub-rate", optarg, 0, 1L << 20, &n))
+                return 2;
+            m.cfg.scrub_rate = (uint64_t)n << 20;
+            break;
+        case 1105: scrub = 1; break;
+        case 1111:
+            if (s_int_arg("--mutation-rate", optarg, 0, 1000000, &n))
+                return 2;
+            m.cfg.mutation_rate = (int)n;
+            break;
+        case 1112:
+            if (s_int_arg("--mutation-burst", optarg, 1, 1000000, &n))
+                return 2;
+            m.cfg.mutation_burst = (int)n;
+            break;
         case 'h': s_usage(stdout); return 0;
         default:
             fprintf(stderr, "tessera-master: unknown or incomplete option '%s'\n",
@@ -274,9 +387,34 @@ int main(int argc, char **argv)
         fprintf(stderr, "tessera-master: libsodium failed to initialise\n");
         return 1;
     }
+    if (scrub) {
+        /* Offline: the state and the store, nothing else (and not the
+         * staging files below, which a running master would own). */
+        if (m.cfg.map_max < m.cfg.map_size)
+            m.cfg.map_max = m.cfg.map_size;
+        /* A running master on the same folder would race the scrub's moves. */
+        if (s_lock_data(m.cfg.data_dir) != 0)
+            return 1;
+        if (store_open(&m) != 0) {
+            fprintf(stderr, "tessera-master: cannot open the state in '%s/db'\n",
+                    m.cfg.data_dir);
+            return 1;
+        }
+        int rc = scrub_offline(&m);
+        store_close(&m);
+        return rc;
+    }
     int code = s_check_security(&m);
     if (code != 0)
         return code;
+    if (tsr_mkdir_p(m.cfg.data_dir) != 0) {
+        fprintf(stderr, "tessera-master: cannot create data folder '%s'\n", m.cfg.data_dir);
+        return 1;
+    }
+    /* Before anything in the folder is touched: a second master would
+     * otherwise clear the first one's staging files and both would serve. */
+    if (s_lock_data(m.cfg.data_dir) != 0)
+        return 1;
     char tmp[MASTER_PATH_MAX + 64];
     snprintf(tmp, sizeof tmp, "%s/blobs/tmp", m.cfg.data_dir);
     /* Staging files of uploads and assemblies that a crash interrupted: no
@@ -312,7 +450,7 @@ int main(int argc, char **argv)
         s_bind(&m, &m.workers_sock, m.cfg.worker_ep, "workers") != 0)
         return 1;
     memset(s_sec.sec, 0, sizeof s_sec.sec); /* the sockets hold it now */
-    if (pool_start(&m, m.cfg.pool_threads) != 0) {
+    if (peers_init(&m) != 0 || pool_start(&m, m.cfg.pool_threads) != 0) {
         fprintf(stderr, "tessera-master: cannot start worker threads\n");
         return 1;
     }
@@ -332,6 +470,8 @@ int main(int argc, char **argv)
     m.recover_until_ms = m.started_ms + 2LL * m.cfg.heartbeat_ms * m.cfg.liveness;
     for (size_t i = 0; i < m.njobs; i++)
         frames_resume(&m, m.jobs[i]);
+    /* Blobs an offline --scrub set aside: their jobs wait or make them again. */
+    scrub_reconcile(&m);
     tsr_log(TSR_LOG_INFO, "master", "listening for clients on %s and workers on %s%s%s",
             m.cfg.client_ep, m.cfg.worker_ep, s_sec.key ? " with CURVE, public key " : "",
             s_sec.key ? s_sec.pub : " without keys");
@@ -343,6 +483,8 @@ int main(int argc, char **argv)
     auth_stop(&m.auth);
     access_destroy(&m.access);
     zmq_ctx_term(m.zctx);
+    peers_destroy(&m); /* after ZeroMQ let go of every message */
+    ratelimit_destroy(&m);
     store_commit(&m);
     store_close(&m);
     for (size_t i = 0; i < m.njobs; i++)
@@ -354,8 +496,7 @@ int main(int argc, char **argv)
         free(m.workers[i]);
     }
     free(m.workers);
-    for (size_t i = 0; i < m.nuploads; i++)
-        free(m.uploads[i]);
-    free(m.uploads);
+    blobs_free_uploads(&m);
+    scrub_free(&m);
     return rc == 0 ? 0 : 1;
 }

@@ -120,6 +120,8 @@ struct frame {
                                    reason in a row (memory only) */
     int64_t retry_ms;           /* monotonic: not assembled again before this
                                    (memory only), 0 if no wait */
+    uint8_t rotted;             /* its stored image was found damaged (scrub.c):
+                                   shown by status, also once made again */
 };
 
 /* A worker's failures on one job; past the threshold it gets no more of the
@@ -182,7 +184,36 @@ struct job {
     size_t nhubs;                 /* entries in hubs */
     struct block *blocks;         /* workers failing this job (owned) */
     size_t nblocks;               /* entries in blocks */
+    int archive_lost;             /* its archive was found damaged and set aside:
+                                     nothing is dispatched until it is uploaded
+                                     again (scrub.c; in memory, rebuilt at start) */
 };
+
+/* Bounds of HELLO (hello.c, doc/security.md "Limits"). */
+#define HELLO_MAX_INSTANCE 64    /* bytes of the instance id */
+#define HELLO_MAX_SLOTS 1024     /* announced CPU slots (then bounded, below) */
+#define HELLO_MAX_GPUS 64        /* GPU slots, gpus[] and blender devices[] */
+#define HELLO_MAX_RENDERERS 16   /* entries of renderers[] */
+#define HELLO_MAX_FEATURES 64    /* entries of features[] */
+#define HELLO_MAX_FEATURE_LEN 63 /* bytes of one feature */
+#define HELLO_MAX_RUNNING 4096   /* attempt ids in running[] */
+
+/* A checked HELLO. Strings and running are borrowed from the message. */
+struct hello {
+    const char *name;     /* worker name */
+    const char *hub;      /* hub, "local" when absent */
+    const char *instance; /* per-process id, or NULL */
+    int slots;            /* announced CPU slots, 1..HELLO_MAX_SLOTS */
+    int gpu_slots;        /* announced GPU slots */
+    int cores;            /* announced online CPUs, -1 when absent */
+    const cJSON *running; /* attempt ids it still holds (array), or NULL */
+    cJSON *caps;          /* the known fields, checked (owned by the caller) */
+};
+
+/* Checks a HELLO header; on success *out holds the checked fields and the
+ * caller owns out->caps. Returns 0, TSR_EPROTO (malformed) or TSR_ELIMIT
+ * (past a bound), with the reason in err. */
+int hello_check(const cJSON *hdr, struct hello *out, char *err, size_t errlen);
 
 /* A worker as the master sees it. */
 struct worker {
@@ -206,6 +237,15 @@ struct worker {
                                      (SIGTERM); cleared by its next HELLO */
     int quarantined;              /* failed across jobs: takes no tasks until
                                      released; stored */
+    int stopped;                  /* said BYE: stopped cleanly, not lost; stored */
+    int announced_slots;          /* slots as announced, before the bound */
+    char instance[HELLO_MAX_INSTANCE + 1]; /* HELLO's per-process random id, ""
+                                     when none: tells a reconnect from a clone */
+    char key[41];                 /* CURVE public key it registered with, or "" */
+    int greedy_logged;            /* a READY past its bound was logged since its
+                                     HELLO */
+    int64_t refused_log_ms;       /* when a clone's HELLO for this name was last
+                                     logged (monotonic), for rate limiting */
     char quarantine_why[160];     /* why, for `tessera workers` */
     uint64_t recent_jobs[8];      /* jobs of its last failures (quarantine) */
     int64_t recent_ms[8];         /* when they failed (monotonic) */
@@ -221,14 +261,25 @@ struct run_ref {
     uint32_t task;    /* task index */
 };
 
-/* A blob upload in progress. */
+/* A blob upload in progress: one uploader's own staging of one blob
+ * (blobs.c). Keyed by its id and its uploader, never by the hash alone. */
 struct upload {
+    uint64_t id;              /* its number: PUT_OK tells it, CHUNK/PUT_END name it */
     char hash[TSR_HASH_HEX];  /* the hash the sender announced */
     uint64_t size;            /* announced size */
+    char user[64];            /* User-Id of the uploader ("" without keys) */
+    unsigned char peer[TSR_PROTO_MAX_ROUTING]; /* the connection that sent PUT */
+    size_t peer_len;          /* its length */
     char tmp[MASTER_PATH_MAX + 64]; /* staging file */
-    int64_t last_ms;          /* last activity (monotonic) */
+    uint32_t nchunks;         /* chunks the announced size makes */
+    uint32_t received;        /* chunks accepted so far, each once */
+    uint8_t *got;             /* a bit per chunk: accepted (owned) */
+    int64_t last_ms;          /* PUT or the last accepted chunk (monotonic);
+                                 a PUT again does not move it */
     int pending;              /* chunk writes in the pool */
-    int ending;               /* PUT_END received, hashing */
+    int ending;               /* PUT_END received, hashing: no more chunks */
+    int aborted;              /* dropped while writes were in the pool: freed,
+                                 staging file and all, when the last is back */
     int64_t reply_rid;        /* PUT_END's request id */
     int reply_workers;        /* PUT_END came on the worker endpoint */
     unsigned char reply_peer[TSR_PROTO_MAX_ROUTING]; /* who sent PUT_END */
@@ -236,6 +287,8 @@ struct upload {
 };
 
 struct outmsg;
+struct peers;
+struct ratelimit;
 struct pool;
 struct pool_req;
 
@@ -256,7 +309,17 @@ struct master_config {
                                     that quarantine a worker */
     int64_t quarantine_window_ms; /* that window */
     uint64_t map_max;            /* largest the LMDB map may grow to, bytes */
+    int max_slots;               /* most CPU slots one worker is granted */
+    int slots_per_core;          /* and at most this many per announced core
+                                    (0: no per-core bound) */
     struct tsr_archive_limits archive; /* what a submitted archive may hold */
+    int upload_max;              /* uploads in progress per uploader key */
+    uint64_t upload_max_bytes;   /* their announced bytes per uploader key */
+    int64_t upload_idle_ms;      /* an upload without a new chunk this long goes */
+    uint64_t scrub_rate;         /* background scrub, bytes per second; 0 = off */
+    int mutation_rate;           /* changes a second one client may ask for
+                                    (ratelimit.c); 0: no limit */
+    int mutation_burst;          /* how many it may ask for at once */
 };
 
 struct master {
@@ -266,6 +329,8 @@ struct master {
     void *workers_sock;           /* ROUTER, worker endpoint */
     void *pool_done;              /* PULL, pool completions */
     struct pool *pool;            /* heavy-work threads */
+    struct peers *peers;          /* what each peer has queued; GET credit (peers.c) */
+    struct ratelimit *rate;       /* each client's bucket of changes (ratelimit.c) */
 
     MDB_env *env;                 /* LMDB environment */
     MDB_dbi db_meta, db_jobs, db_tasks, db_frames, db_pieces, db_workers,
@@ -291,6 +356,8 @@ struct master {
     size_t nworkers, capworkers;  /* count and capacity */
     struct upload **uploads;      /* uploads in progress (owned) */
     size_t nuploads, capuploads;  /* count and capacity */
+    uint64_t next_upload;         /* id of the next upload */
+    struct scrub *scrub;          /* the background scrub's state (scrub.c) */
 
     struct outmsg *out_head, *out_tail; /* replies waiting for the commit */
     int64_t started_ms;           /* monotonic start time */
@@ -313,6 +380,10 @@ void master_send(struct master *m, void *sock, const void *peer, size_t peer_len
 /* Same, but takes ownership of body (malloc'd), freed after sending. */
 void master_send_owned(struct master *m, void *sock, const void *peer, size_t peer_len,
                        const char *cmd, const cJSON *hdr, void *body, size_t body_len);
+/* DATA answering a GET admitted by peers_get: like master_send_owned, and
+ * the GET's credit returns when ZeroMQ lets go of the body. */
+void master_send_data(struct master *m, void *sock, const void *peer, size_t peer_len,
+                      const cJSON *hdr, void *body, size_t body_len);
 void master_send_error(struct master *m, void *sock, const void *peer, size_t peer_len,
                        const char *re, int64_t rid, int code, const char *message);
 
@@ -328,11 +399,20 @@ int store_put_piece(struct master *m, uint64_t job, uint32_t task, uint32_t k,
 int store_get_piece(struct master *m, uint64_t job, uint32_t task, uint32_t k,
                     char hash[TSR_HASH_HEX]);
 int store_put_worker(struct master *m, const struct worker *w);
+int store_del_worker(struct master *m, const char *name);
 int store_put_blob(struct master *m, const char *hash, uint64_t size);
 int store_has_blob(struct master *m, const char *hash, uint64_t *size);
 /* Drops the record of a blob found gone or bad, so that the next upload of
  * that hash stores it again. */
 int store_forget_blob(struct master *m, const char *hash);
+/* Removes hash from the `blobs` database (a damaged blob set aside). */
+int store_del_blob(struct master *m, const char *hash);
+/* Calls fn(m, job, task, k, ctx) for every stored piece whose hash is hash
+ * (a scan of `pieces`: for the rare damaged piece, not for the hot path). */
+int store_each_piece_of(struct master *m, const char *hash,
+                        void (*fn)(struct master *m, uint64_t job, uint32_t task,
+                                   uint32_t k, void *ctx),
+                        void *ctx);
 int store_put_counters(struct master *m);
 /* Appends an event; fields is borrowed and may be NULL. */
 int store_event(struct master *m, const char *kind, uint64_t job, cJSON *fields);
@@ -359,8 +439,43 @@ void space_cron(struct master *m);
 void space_committed(struct master *m);
 /* store.c: rolls memory back to the last commit after a failed one. */
 int store_reload(struct master *m);
+/* peers.c: per-peer accounting of what is queued for it, and GET credit */
+#define PEER_GET_ACTIVE 8          /* GETs read, queued or in ZeroMQ, per peer */
+#define PEER_GET_HELD 64           /* more GETs waiting unread, per peer */
+#define PEER_OUT_MAX (16u << 20)   /* other bytes queued for a peer before its
+                                      replies are dropped */
+int peers_init(struct master *m);
+/* Call after zmq_ctx_term. */
+void peers_destroy(struct master *m);
+/* An eventfd the reactor polls: readable when a GET's credit came back. */
+int peers_fd(const struct master *m);
+/* Starts waiting GETs that have credit again (and clears the eventfd). */
+void peers_wake(struct master *m);
+/* Starts waiting GETs and forgets peers with nothing queued. */
+void peers_cron(struct master *m);
+/* Admits a checked GET: starts it (blobs_start_read), holds it, or answers
+ * TSR_EBUSY. Returns 0 or the TSR_E* code it answered with. */
+int peers_get(struct master *m, void *sock, const struct tsr_msg *msg, int64_t rid,
+              const char *hash, uint64_t offset, size_t len);
+/* A GET admitted by peers_get ended without DATA (an error reply). */
+void peers_get_ended(struct master *m, void *sock, const void *peer, size_t peer_len);
+/* Sends one message of the outbox, counted against its peer; takes hdr and
+ * body (malloc'd). get: it is a GET's DATA. */
+void peers_flush_one(struct master *m, void *sock, const void *peer, size_t peer_len,
+                     const char *cmd, char *hdr, void *body, size_t body_len, int get);
+
+/* ratelimit.c: a token bucket of changes per client */
+/* Returns 1 when msg may go on; 0 when it was a change past its sender's
+ * rate, answered with TSR_EBUSY and retry_ms. */
+int ratelimit_admit(struct master *m, const struct tsr_msg *msg, int64_t rid);
+void ratelimit_cron(struct master *m);
+void ratelimit_destroy(struct master *m);
 
 /* blobs.c */
+/* Hands the read of an admitted GET to the pool. */
+void blobs_start_read(struct master *m, void *sock, const void *peer, size_t peer_len,
+                      const char *user, int64_t rid, const char *hash, uint64_t offset,
+                      size_t len);
 void blob_path(const struct master *m, const char *hash, char *out, size_t outlen);
 void blobs_on_put(struct master *m, void *sock, struct tsr_msg *msg);
 void blobs_on_chunk(struct master *m, void *sock, struct tsr_msg *msg);
@@ -368,6 +483,35 @@ void blobs_on_put_end(struct master *m, void *sock, struct tsr_msg *msg);
 void blobs_on_get(struct master *m, void *sock, struct tsr_msg *msg);
 void blobs_cron(struct master *m);
 int blobs_on_pool_done(struct master *m, struct pool_req *r);
+/* Frees every upload (at exit). */
+void blobs_free_uploads(struct master *m);
+
+/* scrub.c: damaged blobs: set aside, obtained again, and found by a scrub */
+/* A blob was found damaged or missing (a pool thread set its file aside):
+ * forget it and mend what needed it: jobs wait for an archive, frames and
+ * pieces are made again. Idempotent. */
+void scrub_blob_lost(struct master *m, const char *hash, const char *why);
+/* A blob was stored again (an upload): jobs waiting for it go on. */
+void scrub_blob_stored(struct master *m, const char *hash);
+/* A worker could not use the archive it downloaded: check it (a pool job). */
+void scrub_suspect(struct master *m, const char *hash);
+/* At start: jobs whose archive or frames the blob store lost (an offline
+ * --scrub set them aside) wait or are made again. */
+void scrub_reconcile(struct master *m);
+/* The background pass: a slice of a blob at a bounded rate. */
+void scrub_cron(struct master *m);
+int scrub_on_pool_done(struct master *m, struct pool_req *r);
+/* Why j cannot go on for want of a blob, or NULL. */
+const char *scrub_waiting_reason(struct master *m, const struct job *j, char *buf,
+                                 size_t size);
+/* Adds "damaged" (frames found damaged, and whether made again) to a job's
+ * status object. */
+void scrub_status(const struct job *j, cJSON *o);
+/* tessera-master --scrub: checks every blob against its name, sets the
+ * damaged aside, prints a report. Returns the exit code: 0 all sound, 3
+ * damaged or missing blobs found (and set aside), 1 it could not run. */
+int scrub_offline(struct master *m);
+void scrub_free(struct master *m);
 
 /* jobs.c */
 struct job *job_find(struct master *m, uint64_t id);
@@ -381,7 +525,8 @@ void jobs_on_archive_checked(struct master *m, struct pool_req *req);
 void job_cancel(struct master *m, struct job *j);
 /* Ended jobs are done, failed or cancelled; paused ones are not. */
 int job_ended(const struct job *j);
-/* Tasks of the job may be dispatched: queued or running, not paused. */
+/* Tasks of the job may be dispatched: queued or running, not paused, and
+ * its archive on the master. */
 int job_dispatchable(const struct job *j);
 int job_pause(struct master *m, struct job *j, int pause);
 int job_retry(struct master *m, struct job *j, const uint32_t *tasks, size_t ntasks,
@@ -406,6 +551,9 @@ void frames_resume(struct master *m, struct job *j);
  * bad: its frames not yet delivered wait for the new pieces. Uses none of
  * the task's attempts and blames no worker. */
 void task_rerender(struct master *m, struct job *j, uint32_t idx, const char *why);
+/* Assembles pending frame fidx, whose tiles are all verified, again (its
+ * stored image was damaged: scrub.c). */
+void frame_reassemble(struct master *m, struct job *j, uint32_t fidx);
 
 /* workers.c */
 void workers_on_message(struct master *m, struct tsr_msg *msg);
@@ -418,6 +566,14 @@ const char *workers_waiting_reason(struct master *m, const struct job *j, char *
                                    size_t size);
 struct worker *worker_by_peer(struct master *m, const void *peer, size_t len);
 void worker_remove_run(struct worker *w, uint64_t attempt);
+void worker_add_run(struct worker *w, uint64_t attempt, uint64_t job, uint32_t task);
+/* At start: gives each worker back the attempts LMDB records as running on
+ * it (task.attempt, task.worker), so that it can claim them when it
+ * registers again; raises next_attempt past every stored attempt. */
+void workers_adopt_stored(struct master *m);
+/* Removes a worker that is not live from memory and LMDB (`tessera workers
+ * forget`); returns 0 or TSR_ESTATE (it is live). Frees w. */
+int worker_forget(struct master *m, struct worker *w);
 cJSON *worker_to_json(const struct master *m, const struct worker *w);
 
 /* clients.c */
@@ -435,6 +591,8 @@ enum pool_kind {
     POOL_VERIFY_PIECES, /* verify a task's rendered pieces */
     POOL_ASSEMBLE,      /* assemble and verify a frame */
     POOL_CONTACT_SHEET, /* a PNG of a job's done frames */
+    POOL_VERIFY_BLOB,   /* hash a whole blob against its name (scrub.c) */
+    POOL_SCRUB_SLICE,   /* hash the next slice of a blob (background scrub) */
 };
 
 struct pool_req {
@@ -444,6 +602,11 @@ struct pool_req {
     size_t peer_len;               /* its length */
     int64_t rid;                   /* the request id to echo */
     char user[64];                 /* User-Id of who asked (SUBMIT: the owner) */
+    char lane[80];                 /* who the pool charges it to (pool.c); set
+                                      by pool_submit when left empty */
+    void *work;                    /* a sliced request's state between its
+                                      slices (pool.c, owned) */
+    int more;                      /* set by a slice: not finished, requeue */
     char hash[TSR_HASH_HEX];       /* blob concerned */
     char path[MASTER_PATH_MAX + 64];  /* file to read/write/check */
     char path2[MASTER_PATH_MAX + 64]; /* destination file */
@@ -471,6 +634,13 @@ struct pool_req {
     char out_hash[TSR_HASH_HEX];   /* hash of what was produced */
     int bad_piece;                 /* assemble: index of a piece that is gone or
                                       does not match its hash, -1 if none */
+    char rotten[TSR_HASH_HEX];     /* a blob found damaged or missing and set
+                                      aside by the pool ("" if none): the
+                                      reactor calls scrub_blob_lost first */
+    uint64_t upload;               /* upload id (chunk writes, hashing) */
+    uint64_t expect_size;          /* the blob's size in `blobs` (GET, scrub) */
+    struct tsr_hash hs;            /* scrub: sha256 of the bytes before offset */
+    uint64_t ino;                  /* scrub: the file's inode at the first slice */
 };
 
 int pool_start(struct master *m, int nthreads);

@@ -32,6 +32,7 @@ struct outmsg {
     char *hdr;                                 /* header text (owned) */
     void *body;                                /* body (owned) or NULL */
     size_t body_len;                           /* body length */
+    int get;                                   /* DATA of a GET (peers.c credit) */
     struct outmsg *next;                       /* queue order */
 };
 
@@ -55,6 +56,16 @@ void master_send_owned(struct master *m, void *sock, const void *peer, size_t pe
     else
         m->out_head = o;
     m->out_tail = o;
+}
+
+void master_send_data(struct master *m, void *sock, const void *peer, size_t peer_len,
+                      const cJSON *hdr, void *body, size_t body_len)
+{
+    master_send_owned(m, sock, peer, peer_len, "DATA", hdr, body, body_len);
+    if (m->out_tail && m->out_tail->body == body)
+        m->out_tail->get = 1;
+    else
+        peers_get_ended(m, sock, peer, peer_len); /* not queued: out of memory */
 }
 
 void master_send(struct master *m, void *sock, const void *peer, size_t peer_len,
@@ -85,30 +96,14 @@ void master_send_error(struct master *m, void *sock, const void *peer, size_t pe
     cJSON_Delete(h);
 }
 
-static void s_free_body(void *data, void *hint)
-{
-    (void)hint;
-    free(data);
-}
-
 static void s_flush(struct master *m)
 {
     while (m->out_head) {
         struct outmsg *o = m->out_head;
         m->out_head = o->next;
-        /* ROUTER drops messages for peers that are gone; that is fine: a
-         * peer that comes back asks again. */
-        zmq_send(o->sock, o->peer, o->peer_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        zmq_send(o->sock, TSR_PROTO_SIGNATURE, 4, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        zmq_send(o->sock, o->cmd, strlen(o->cmd), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        zmq_send(o->sock, o->hdr, strlen(o->hdr), (o->body ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
-        if (o->body) {
-            zmq_msg_t part;
-            zmq_msg_init_data(&part, o->body, o->body_len, s_free_body, NULL);
-            if (zmq_msg_send(&part, o->sock, ZMQ_DONTWAIT) < 0)
-                zmq_msg_close(&part);
-        }
-        free(o->hdr);
+        /* Counted against its peer until ZeroMQ lets go of it (peers.c). */
+        peers_flush_one(m, o->sock, o->peer, o->peer_len, o->cmd, o->hdr, o->body,
+                        o->body_len, o->get);
         free(o);
     }
     m->out_tail = NULL;
@@ -119,6 +114,8 @@ static void s_drop_outbox(struct master *m)
     while (m->out_head) {
         struct outmsg *o = m->out_head;
         m->out_head = o->next;
+        if (o->get)
+            peers_get_ended(m, o->sock, o->peer, o->peer_len);
         free(o->hdr);
         free(o->body);
         free(o);
@@ -128,10 +125,12 @@ static void s_drop_outbox(struct master *m)
 
 void master_on_pool_done(struct master *m, struct pool_req *req)
 {
-    /* Claims on blobs (access.c): an upload the master hashed, a sheet
-     * drawn for a job. */
-    if (req->kind == POOL_HASH_UPLOAD)
-        access_upload_done(m, req->hash, req->rc == 0);
+    /* A blob the pool found damaged is forgotten, and what needed it mended,
+     * before the request's own handler sees the failure (scrub.c). */
+    if (req->rotten[0])
+        scrub_blob_lost(m, req->rotten, req->err);
+    /* Claims on blobs (access.c): a sheet drawn for a job (an upload's is
+     * its uploader's, in blobs.c). */
     if (req->kind == POOL_CONTACT_SHEET && req->rc == 0) {
         struct job *j = job_find(m, req->job);
         if (j)
@@ -142,7 +141,7 @@ void master_on_pool_done(struct master *m, struct pool_req *req)
         (req->kind == POOL_WRITE_CHUNK || req->kind == POOL_HASH_UPLOAD ||
          req->kind == POOL_ASSEMBLE))
         space_note_full(m, 0, req->err);
-    if (blobs_on_pool_done(m, req)) {
+    if (blobs_on_pool_done(m, req) || scrub_on_pool_done(m, req)) {
     } else if (req->kind == POOL_CHECK_ARCHIVE) {
         jobs_on_archive_checked(m, req);
     } else if (req->kind == POOL_VERIFY_PIECES) {
@@ -228,9 +227,10 @@ int master_run(struct master *m)
             {m->clients, 0, ZMQ_POLLIN, 0},
             {m->workers_sock, 0, ZMQ_POLLIN, 0},
             {m->pool_done, 0, ZMQ_POLLIN, 0},
+            {NULL, peers_fd(m), ZMQ_POLLIN, 0},
         };
         store_maybe_grow(m);
-        int rc = zmq_poll(items, 3, timeout);
+        int rc = zmq_poll(items, 4, timeout);
         if (rc < 0 && zmq_errno() != EINTR) {
             tsr_log(TSR_LOG_ERROR, "reactor", "poll failed: %s", zmq_strerror(zmq_errno()));
             return TSR_EZMQ;
@@ -246,11 +246,15 @@ int master_run(struct master *m)
                     break;
                 master_on_pool_done(m, req);
             }
+            if (items[3].revents & ZMQ_POLLIN)
+                peers_wake(m);
         }
         now = tsr_now_ms();
         if (now >= next_cron) {
             workers_cron(m);
             blobs_cron(m);
+            peers_cron(m);
+            ratelimit_cron(m);
             access_cron(m);
             space_cron(m);
             if (m->frames_retry_ms && now >= m->frames_retry_ms) {

@@ -9,7 +9,7 @@
  *   frames   job id + frame index -> JSON frame record
  *   pieces   job id + task index + frame offset -> piece blob hash
  *   workers  name -> JSON worker record
- *   blobs    hash -> {"size"}
+ *   blobs    hash -> {"size"}; a blob found damaged is removed (scrub.c)
  *   events   sequence (u64 BE) -> JSON event
  *
  * Only the reactor writes. All writes of one poll cycle share one write
@@ -321,6 +321,8 @@ int store_put_frame(struct master *m, const struct job *j, uint32_t idx)
     cJSON_AddNumberToObject(o, "render_ms", f->render_ms);
     if (f->error[0])
         cJSON_AddStringToObject(o, "error", f->error);
+    if (f->rotted)
+        cJSON_AddNumberToObject(o, "rotted", f->rotted);
     int nc = f->stats.nchannels > 4 ? 4 : f->stats.nchannels;
     cJSON_AddNumberToObject(o, "nchannels", nc);
     cJSON_AddItemToObject(o, "min", s_doubles(f->stats.min, nc));
@@ -369,9 +371,17 @@ int store_put_worker(struct master *m, const struct worker *w)
     cJSON_AddBoolToObject(o, "draining", w->draining);
     cJSON_AddBoolToObject(o, "quarantined", w->quarantined);
     cJSON_AddStringToObject(o, "quarantine_why", w->quarantine_why);
+    cJSON_AddBoolToObject(o, "stopped", w->stopped);
     if (w->caps)
         cJSON_AddItemToObject(o, "caps", cJSON_Duplicate(w->caps, 1));
     return s_put_json(m, m->db_workers, w->name, strlen(w->name), o);
+}
+
+int store_del_worker(struct master *m, const char *name)
+{
+    MDB_val k = {strlen(name), (void *)name};
+    int rc = mdb_del(master_txn(m), m->db_workers, &k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : s_mdb(rc, "delete worker");
 }
 
 int store_put_blob(struct master *m, const char *hash, uint64_t size)
@@ -403,6 +413,47 @@ int store_has_blob(struct master *m, const char *hash, uint64_t *size)
         cJSON_Delete(o);
     }
     return 1;
+}
+
+int store_del_blob(struct master *m, const char *hash)
+{
+    MDB_val k = {64, (void *)hash};
+    int rc = mdb_del(master_txn(m), m->db_blobs, &k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : s_mdb(rc, "del blob");
+}
+
+int store_each_piece_of(struct master *m, const char *hash,
+                        void (*fn)(struct master *m, uint64_t job, uint32_t task,
+                                   uint32_t k, void *ctx),
+                        void *ctx)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(master_txn(m), m->db_pieces, &cur);
+    if (rc != 0)
+        return s_mdb(rc, "cursor");
+    /* The matches are gathered first: fn may write pieces. */
+    unsigned char (*keys)[16] = NULL;
+    size_t n = 0, cap = 0;
+    MDB_val k, v;
+    int op = MDB_FIRST;
+    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if (k.mv_size != 16 || v.mv_size != 64 || memcmp(v.mv_data, hash, 64) != 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            void *more = realloc(keys, cap * sizeof *keys);
+            if (!more)
+                break;
+            keys = more;
+        }
+        memcpy(keys[n++], k.mv_data, 16);
+    }
+    mdb_cursor_close(cur);
+    for (size_t i = 0; i < n; i++)
+        fn(m, s_get64(keys[i]), s_get32(keys[i] + 8), s_get32(keys[i] + 12), ctx);
+    free(keys);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : s_mdb(rc, "pieces");
 }
 
 int store_event(struct master *m, const char *kind, uint64_t job, cJSON *fields)
@@ -573,6 +624,7 @@ static int s_frame_record(struct master *m, const MDB_val *k, const MDB_val *v)
     snprintf(f->hub, sizeof f->hub, "%s", s_jstr(o, "hub"));
     f->render_ms = (uint32_t)s_jnum(o, "render_ms");
     snprintf(f->error, sizeof f->error, "%s", s_jstr(o, "error"));
+    f->rotted = (uint8_t)s_jnum(o, "rotted");
     int nc = (int)s_jnum(o, "nchannels");
     f->stats.nchannels = nc < 0 ? 0 : nc > 4 ? 4 : nc;
     s_jdoubles(o, "min", f->stats.min, f->stats.nchannels);
@@ -598,10 +650,19 @@ static int s_worker_record(struct master *m, const MDB_val *k, const MDB_val *v)
     w->last_seen_wall_ms = (int64_t)s_jnum(o, "last_seen_ms");
     w->draining = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "draining"));
     w->quarantined = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "quarantined"));
+    w->stopped = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "stopped"));
     snprintf(w->quarantine_why, sizeof w->quarantine_why, "%s",
              s_jstr(o, "quarantine_why"));
+    /* Checked again as HELLO is: a record written before HELLO had bounds
+     * may hold anything, and every WORKERS reply shows it. */
     cJSON *caps = cJSON_GetObjectItemCaseSensitive(o, "caps");
-    w->caps = caps ? cJSON_Duplicate(caps, 1) : NULL;
+    struct hello h;
+    char err[256];
+    if (caps && hello_check(caps, &h, err, sizeof err) == 0)
+        w->caps = h.caps;
+    else if (caps)
+        tsr_log(TSR_LOG_WARN, "store", "worker '%s': stored capabilities dropped: %s",
+                w->name, err);
     cJSON_Delete(o);
     if (m->nworkers == m->capworkers) {
         m->capworkers = m->capworkers ? m->capworkers * 2 : 16;
@@ -642,6 +703,7 @@ int store_load(struct master *m)
         return r;
     for (size_t i = 0; i < m->njobs; i++)
         job_recount(m->jobs[i]);
+    workers_adopt_stored(m);
     tsr_log(TSR_LOG_INFO, "store", "loaded %zu jobs and %zu workers from '%s/db'",
             m->njobs, m->nworkers, m->cfg.data_dir);
     return 0;

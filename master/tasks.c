@@ -77,6 +77,7 @@ void task_dispatch(struct master *m, struct job *j, uint32_t idx, struct worker 
     task_set_state(j, idx, TASK_RUNNING);
     store_put_task(m, j, idx);
     store_put_counters(m);
+    s_event(m, "task_dispatched", j, idx, NULL); /* the audit: each attempt started */
     if (j->state == JOB_QUEUED) {
         j->state = JOB_RUNNING;
         j->started_ms = tsr_wall_ms();
@@ -566,4 +567,12 @@ void frames_resume(struct master *m, struct job *j)
         fr->retry_ms = 0;
         s_assemble(m, j, f);
     }
+}
+
+void frame_reassemble(struct master *m, struct job *j, uint32_t fidx)
+{
+    uint32_t ntiles = (uint32_t)(j->tiles_x * j->tiles_y);
+    if (j->outputs_image && j->frame_info[fidx].state == FRAME_PENDING &&
+        j->frame_info[fidx].tiles_done == ntiles)
+        s_assemble(m, j, fidx);
 }

@@ -57,20 +57,94 @@ static struct run_ref *s_run(struct worker *w, uint64_t attempt)
     return NULL;
 }
 
+void worker_add_run(struct worker *w, uint64_t attempt, uint64_t job, uint32_t task)
+{
+    if (w->nrunning == w->caprunning) {
+        w->caprunning = w->caprunning ? w->caprunning * 2 : 8;
+        w->running = realloc(w->running, w->caprunning * sizeof *w->running);
+    }
+    w->running[w->nrunning++] = (struct run_ref){attempt, job, task};
+}
+
+/* A worker known by name, created (not live) when it is not. */
+static struct worker *s_worker_get(struct master *m, const char *name)
+{
+    struct worker *w = worker_by_name(m, name);
+    if (w)
+        return w;
+    w = calloc(1, sizeof *w);
+    snprintf(w->name, sizeof w->name, "%s", name);
+    if (m->nworkers == m->capworkers) {
+        m->capworkers = m->capworkers ? m->capworkers * 2 : 16;
+        m->workers = realloc(m->workers, m->capworkers * sizeof *m->workers);
+    }
+    m->workers[m->nworkers++] = w;
+    return w;
+}
+
+/*
+ * After a restart the tasks stored as running are the attempts their
+ * workers still hold: each goes back on its worker's list, and the worker
+ * claims it by naming it in HELLO's running[] (s_hello keeps what is named,
+ * requeues the rest). A worker that does not come back within the recovery
+ * window loses them (workers_cron). Attempt ids only grow: next_attempt is
+ * stored with each dispatch, and raised here past any stored attempt in case
+ * a record and the counter ever disagree.
+ */
+void workers_adopt_stored(struct master *m)
+{
+    size_t adopted = 0;
+    for (size_t i = 0; i < m->njobs; i++) {
+        struct job *j = m->jobs[i];
+        for (uint32_t t = 0; t < j->ntasks; t++) {
+            struct task *tk = &j->tasks[t];
+            if (tk->attempt >= m->next_attempt)
+                m->next_attempt = tk->attempt + 1;
+            if (tk->state != TASK_RUNNING || !tk->attempt || !tk->worker[0])
+                continue;
+            worker_add_run(s_worker_get(m, tk->worker), tk->attempt, j->id, t);
+            adopted++;
+        }
+    }
+    if (adopted)
+        tsr_log(TSR_LOG_INFO, "workers",
+                "%zu attempts were running at the last stop; "
+                "their workers may claim them",
+                adopted);
+}
+
+/* Attempts w holds that still run on it (RUNNING, not being verified), of
+ * GPU tasks or of CPU tasks: what counts against its slots. */
+static int s_held(struct master *m, const struct worker *w, int gpu)
+{
+    int n = 0;
+    for (size_t i = 0; i < w->nrunning; i++) {
+        const struct run_ref *r = &w->running[i];
+        const struct job *j = job_find(m, r->job);
+        if (j && r->task < j->ntasks && j->tasks[r->task].attempt == r->attempt &&
+            j->tasks[r->task].state == TASK_RUNNING && !j->gpu == !gpu)
+            n++;
+    }
+    return n;
+}
+
 cJSON *worker_to_json(const struct master *m, const struct worker *w)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", w->name);
     cJSON_AddStringToObject(o, "hub", w->hub);
-    const char *state = !w->live             ? "lost"
-                        : w->quarantined     ? "quarantined"
-                        : w->draining || w->leaving ? (w->nrunning ? "draining" : "drained")
-                        : w->nrunning        ? "busy"
-                                             : "idle";
+    const char *state = !w->live         ? (w->stopped ? "stopped" : "lost")
+                        : w->quarantined ? "quarantined"
+                        : w->draining || w->leaving
+                            ? (w->nrunning ? "draining" : "drained")
+                        : w->nrunning ? "busy"
+                                      : "idle";
     cJSON_AddStringToObject(o, "state", state);
     if (w->quarantined)
         cJSON_AddStringToObject(o, "quarantine_reason", w->quarantine_why);
     cJSON_AddNumberToObject(o, "slots", w->slots);
+    if (w->announced_slots > w->slots)
+        cJSON_AddNumberToObject(o, "slots_announced", w->announced_slots);
     cJSON_AddNumberToObject(o, "gpu_slots", w->gpu_slots);
     cJSON_AddNumberToObject(o, "running", (double)w->nrunning);
     const char *keys[] = {"cores",   "memory_mb", "gpus",   "renderers",
@@ -132,61 +206,122 @@ static void s_overdue(struct master *m, struct worker *w)
     }
 }
 
+/* Refuses a HELLO for a name that a live worker holds: ERROR {code
+ * TSR_EEXIST, re: "HELLO", retry_ms}. retry_ms is when the holder's lease
+ * runs out if it stays silent: a worker restarted after a crash gets its
+ * name back then; a clone is refused again for as long as the holder lives. */
+static void s_refuse_name(struct master *m, struct tsr_msg *msg, struct worker *w,
+                          int64_t left_ms)
+{
+    char why[400];
+    snprintf(
+        why, sizeof why,
+        "the name '%s' is held by another live worker (hub %s%s%s, last heard %lld ms "
+        "ago); each worker needs its own --name (a cloned host keeps its host name). "
+        "A restarted worker gets the name back when the old one's lease ends",
+        w->name, w->hub, w->key[0] ? ", key " : "", w->key,
+        (long long)(tsr_now_ms() - w->last_recv_ms));
+    int64_t now = tsr_now_ms();
+    if (!w->refused_log_ms || now - w->refused_log_ms > 60 * 1000) {
+        w->refused_log_ms = now;
+        tsr_log(TSR_LOG_WARN, "workers", "HELLO refused: %s", why);
+    }
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddNumberToObject(h, "code", TSR_EEXIST);
+    cJSON_AddStringToObject(h, "error", tsr_strerror(TSR_EEXIST));
+    cJSON_AddStringToObject(h, "message", why);
+    cJSON_AddStringToObject(h, "re", "HELLO");
+    cJSON_AddNumberToObject(h, "retry_ms", (double)(left_ms + m->cfg.heartbeat_ms));
+    master_send(m, m->workers_sock, msg->peer, msg->peer_len, "ERROR", h, NULL, 0);
+    cJSON_Delete(h);
+}
+
+/* The slots a worker is granted: what it announced, bounded by --max-slots
+ * and by --slots-per-core times the cores it announced; GPU slots by the
+ * GPUs it lists. A worker never holds more than these plus one task ahead. */
+static void s_grant_slots(struct master *m, struct worker *w, const struct hello *h)
+{
+    int cap = h->slots < m->cfg.max_slots ? h->slots : m->cfg.max_slots;
+    if (m->cfg.slots_per_core > 0 && h->cores > 0 &&
+        (int64_t)h->cores * m->cfg.slots_per_core < cap)
+        cap = h->cores * m->cfg.slots_per_core;
+    int gcap = h->gpu_slots;
+    const cJSON *gpus = cJSON_GetObjectItemCaseSensitive(h->caps, "gpus");
+    if (gpus && cJSON_GetArraySize(gpus) < gcap)
+        gcap = cJSON_GetArraySize(gpus);
+    if (cap < h->slots || gcap < h->gpu_slots)
+        tsr_log(TSR_LOG_WARN, "workers",
+                "worker '%s' announced %d slots and %d GPU slots; "
+                "granted %d and %d (--max-slots %d, --slots-per-core %d of %d cores, "
+                "%d GPUs listed)",
+                h->name, h->slots, h->gpu_slots, cap, gcap, m->cfg.max_slots,
+                m->cfg.slots_per_core, h->cores, gpus ? cJSON_GetArraySize(gpus) : 0);
+    w->announced_slots = h->slots;
+    w->slots = cap;
+    w->gpu_slots = gcap;
+}
+
 static void s_hello(struct master *m, struct tsr_msg *msg)
 {
     char err[256];
-    const char *name = NULL, *hub = "local";
-    int64_t slots = 1, gpu_slots = 0;
-    int rc = tsr_hdr_str(msg->hdr, "name", MASTER_NAME_MAX, &name, err, sizeof err);
-    if (!rc)
-        rc = tsr_hdr_str_opt(msg->hdr, "hub", MASTER_NAME_MAX, &hub, err, sizeof err);
-    if (!rc)
-        rc = tsr_hdr_int(msg->hdr, "slots", 1, 1024, &slots, err, sizeof err);
-    if (!rc)
-        rc = tsr_hdr_int_opt(msg->hdr, "gpu_slots", 0, 64, &gpu_slots, err, sizeof err);
-    const char *sandbox = NULL; /* checked here; shown from caps */
-    if (!rc)
-        rc = tsr_hdr_str_opt(msg->hdr, "sandbox", 15, &sandbox, err, sizeof err);
-    if (!rc && !name[0]) {
-        rc = TSR_EPROTO;
-        snprintf(err, sizeof err, "field 'name' is empty");
-    }
-    const cJSON *running = cJSON_GetObjectItemCaseSensitive(msg->hdr, "running");
-    if (!rc && running && !cJSON_IsArray(running)) {
-        rc = TSR_EPROTO;
-        snprintf(err, sizeof err, "field 'running' must be an array of attempt ids");
-    }
+    struct hello h;
+    int rc = hello_check(msg->hdr, &h, err, sizeof err);
     if (rc) {
+        const char *name = NULL;
+        tsr_hdr_str_opt(msg->hdr, "name", MASTER_NAME_MAX, &name, NULL, 0);
+        tsr_log(TSR_LOG_WARN, "workers", "HELLO%s%s%s refused: %s", name ? " of '" : "",
+                name ? name : "", name ? "'" : "", err);
         master_send_error(m, m->workers_sock, msg->peer, msg->peer_len, "HELLO", -1, rc, err);
         return;
     }
     struct worker *other = worker_by_peer(m, msg->peer, msg->peer_len);
-    if (other && strcmp(other->name, name) != 0) {
+    if (other && strcmp(other->name, h.name) != 0) {
+        cJSON_Delete(h.caps);
         master_send_error(m, m->workers_sock, msg->peer, msg->peer_len, "HELLO", -1,
                           TSR_ESTATE, "this connection is registered under another name");
         return;
     }
-    struct worker *w = worker_by_name(m, name);
-    if (!w) {
-        w = calloc(1, sizeof *w);
-        snprintf(w->name, sizeof w->name, "%s", name);
-        if (m->nworkers == m->capworkers) {
-            m->capworkers = m->capworkers ? m->capworkers * 2 : 16;
-            m->workers = realloc(m->workers, m->capworkers * sizeof *m->workers);
+    struct worker *w = worker_by_name(m, h.name);
+    /* A live holder of the name keeps it against anyone but itself: the same
+     * connection, or the holder on a new connection: the same process (its
+     * instance id), or the same worker restarted with its spool (it names
+     * attempts of the holder, fencing tokens only the holder was given) —
+     * and with keys, the same key. Past its lease the name is free. */
+    int64_t now = tsr_now_ms();
+    int64_t lease = (int64_t)m->cfg.heartbeat_ms * m->cfg.liveness;
+    if (w && w->live && w->peer_len && now - w->last_recv_ms <= lease && other != w) {
+        int holds = cJSON_GetArraySize(h.running) > 0;
+        const cJSON *a;
+        cJSON_ArrayForEach(a, h.running)
+        {
+            if (!s_run(w, (uint64_t)a->valuedouble))
+                holds = 0;
         }
-        m->workers[m->nworkers++] = w;
+        int same = ((h.instance && w->instance[0] && strcmp(h.instance, w->instance) == 0) ||
+                    holds) &&
+                   strcmp(msg->key, w->key) == 0;
+        if (!same) {
+            s_refuse_name(m, msg, w, lease - (now - w->last_recv_ms));
+            cJSON_Delete(h.caps);
+            return;
+        }
     }
+    if (!w)
+        w = s_worker_get(m, h.name);
     /* Attempts it no longer holds (it restarted) go back to the queue; the
-     * ones it names stay its own. */
+     * ones it names stay its own, including those LMDB recorded as running
+     * on it before a master restart (workers_adopt_stored). */
+    size_t claimed = 0;
     for (size_t i = 0; i < w->nrunning;) {
         int keep = 0;
         const cJSON *a;
-        cJSON_ArrayForEach(a, running)
+        cJSON_ArrayForEach(a, h.running)
         {
-            if (cJSON_IsNumber(a) && (uint64_t)a->valuedouble == w->running[i].attempt)
+            if ((uint64_t)a->valuedouble == w->running[i].attempt)
                 keep = 1;
         }
         if (keep) {
+            claimed++;
             i++;
             continue;
         }
@@ -197,32 +332,45 @@ static void s_hello(struct master *m, struct tsr_msg *msg)
         else
             w->running[i] = w->running[--w->nrunning];
     }
-    snprintf(w->hub, sizeof w->hub, "%s", hub);
+    snprintf(w->hub, sizeof w->hub, "%s", h.hub);
+    snprintf(w->instance, sizeof w->instance, "%s", h.instance ? h.instance : "");
+    snprintf(w->key, sizeof w->key, "%s", msg->key);
     memcpy(w->peer, msg->peer, msg->peer_len);
     w->peer_len = msg->peer_len;
-    w->slots = (int)slots;
-    w->gpu_slots = (int)gpu_slots;
+    s_grant_slots(m, w, &h);
     w->leaving = 0;
+    w->stopped = 0;
+    w->greedy_logged = 0;
     w->credit = 0;
     w->gpu_credit = 0;
     w->live = 1;
-    w->last_recv_ms = tsr_now_ms();
+    w->last_recv_ms = now;
     w->last_seen_wall_ms = tsr_wall_ms();
     cJSON_Delete(w->caps);
-    w->caps = cJSON_Duplicate(msg->hdr, 1);
+    w->caps = h.caps;
     store_put_worker(m, w);
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddStringToObject(ev, "worker", w->name);
     cJSON_AddStringToObject(ev, "hub", w->hub);
+    if (claimed)
+        cJSON_AddNumberToObject(ev, "claimed", (double)claimed);
     store_event(m, "worker_joined", 0, ev);
     cJSON_Delete(ev);
-    tsr_log(TSR_LOG_INFO, "workers", "worker '%s' (hub %s, %d slots) registered", w->name,
-            w->hub, w->slots);
-    cJSON *h = cJSON_CreateObject();
-    cJSON_AddNumberToObject(h, "heartbeat_ms", m->cfg.heartbeat_ms);
-    cJSON_AddNumberToObject(h, "liveness", m->cfg.liveness);
-    s_send(m, w, "WELCOME", h);
-    cJSON_Delete(h);
+    if (claimed)
+        tsr_log(TSR_LOG_INFO, "workers",
+                "worker '%s' (hub %s, %d slots) registered; "
+                "it still runs %zu attempt(s), kept",
+                w->name, w->hub, w->slots, claimed);
+    else
+        tsr_log(TSR_LOG_INFO, "workers", "worker '%s' (hub %s, %d slots) registered",
+                w->name, w->hub, w->slots);
+    cJSON *rh = cJSON_CreateObject();
+    cJSON_AddNumberToObject(rh, "heartbeat_ms", m->cfg.heartbeat_ms);
+    cJSON_AddNumberToObject(rh, "liveness", m->cfg.liveness);
+    cJSON_AddNumberToObject(rh, "slots", w->slots);
+    cJSON_AddNumberToObject(rh, "gpu_slots", w->gpu_slots);
+    s_send(m, w, "WELCOME", rh);
+    cJSON_Delete(rh);
 }
 
 static void s_result_ack(struct master *m, struct worker *w, uint64_t attempt, int accepted,
@@ -271,6 +419,8 @@ static void s_result(struct master *m, struct worker *w, struct tsr_msg *msg)
         const char *cls = "exit", *why = "renderer failed";
         tsr_hdr_str_opt(msg->hdr, "class", 31, &cls, NULL, 0);
         tsr_hdr_str_opt(msg->hdr, "error", 1024, &why, NULL, 0);
+        if (strcmp(cls, "fetch") == 0)
+            scrub_suspect(m, j->archive); /* damaged on the master? (scrub.c) */
         task_fail(m, j, idx, cls, why);
         s_result_ack(m, w, (uint64_t)attempt, 1, NULL);
         return;
@@ -343,6 +493,14 @@ void workers_on_verified(struct master *m, struct pool_req *req)
             s_result_ack(m, pw, req->attempt, 0, "not a live attempt");
         return;
     }
+    if (req->rc != 0 && req->rotten[0]) {
+        /* A piece was damaged on the master's disk after it came: nobody's
+         * fault but the disk's; the task is rendered again (scrub.c). */
+        task_requeue(m, j, req->task, req->err);
+        if (w && w->peer_len)
+            s_result_ack(m, w, req->attempt, 0, req->err);
+        return;
+    }
     if (req->rc != 0) {
         task_fail(m, j, req->task, "bad_output", req->err);
         if (w && w->peer_len)
@@ -352,6 +510,67 @@ void workers_on_verified(struct master *m, struct pool_req *req)
     task_verified(m, j, req->task, (const char(*)[TSR_HASH_HEX])req->piece_hashes);
     if (w && w->peer_len)
         s_result_ack(m, w, req->attempt, 1, NULL);
+}
+
+/*
+ * READY grants credit, but a worker holds at most its granted slots plus one
+ * task ahead (GPU: its GPU slots): the attempts it runs and the credit it
+ * has together stay within that, whatever it asks. A READY past the bound is
+ * ignored, and logged once per registration.
+ */
+static void s_ready(struct master *m, struct worker *w, int credit, int gpu_credit)
+{
+    int cap = w->slots + 1 - s_held(m, w, 0);
+    int gcap = w->gpu_slots - s_held(m, w, 1);
+    int want = w->credit + credit, gwant = w->gpu_credit + gpu_credit;
+    w->credit = want < cap ? want : cap > 0 ? cap : 0;
+    w->gpu_credit = gwant < gcap ? gwant : gcap > 0 ? gcap : 0;
+    if ((want > w->credit || gwant > w->gpu_credit) && !w->greedy_logged) {
+        w->greedy_logged = 1;
+        tsr_log(TSR_LOG_WARN, "workers",
+                "worker '%s' asks for more tasks than its %d slots "
+                "(+1 ahead) and %d GPU slots hold; the excess is ignored (logged once)",
+                w->name, w->slots, w->gpu_slots);
+    }
+}
+
+/* BYE: the worker stops cleanly (drained, every result acknowledged). It is
+ * shown as stopped, not lost; anything it still held goes back to the
+ * queue at once rather than after its lease. */
+static void s_bye(struct master *m, struct worker *w)
+{
+    tsr_log(TSR_LOG_INFO, "workers", "worker '%s' stopped", w->name);
+    w->live = 0;
+    w->stopped = 1;
+    w->peer_len = 0;
+    w->credit = 0;
+    w->gpu_credit = 0;
+    s_lose(m, w, "worker stopped");
+    store_put_worker(m, w);
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "worker", w->name);
+    store_event(m, "worker_stopped", 0, ev);
+    cJSON_Delete(ev);
+}
+
+int worker_forget(struct master *m, struct worker *w)
+{
+    if (w->live)
+        return TSR_ESTATE;
+    s_lose(m, w, "worker forgotten by an operator");
+    store_del_worker(m, w->name);
+    for (size_t i = 0; i < m->nworkers; i++) {
+        if (m->workers[i] == w) {
+            memmove(&m->workers[i], &m->workers[i + 1],
+                    (m->nworkers - i - 1) * sizeof *m->workers);
+            m->nworkers--;
+            break;
+        }
+    }
+    cJSON_Delete(w->caps);
+    free(w->running);
+    free(w);
+    return 0;
 }
 
 void workers_on_message(struct master *m, struct tsr_msg *msg)
@@ -377,12 +596,7 @@ void workers_on_message(struct master *m, struct tsr_msg *msg)
                               TSR_EPROTO, err);
             return;
         }
-        w->credit += (int)credit;
-        if (w->credit > w->slots + 1)
-            w->credit = w->slots + 1; /* a slot each, plus one task ahead */
-        w->gpu_credit += (int)gpu_credit;
-        if (w->gpu_credit > w->gpu_slots)
-            w->gpu_credit = w->gpu_slots;
+        s_ready(m, w, (int)credit, (int)gpu_credit);
     } else if (strcmp(msg->cmd, "DRAIN") == 0) {
         /* The worker is stopping (SIGTERM): no new tasks; it leaves when its
          * own are done and acknowledged. */
@@ -390,6 +604,8 @@ void workers_on_message(struct master *m, struct tsr_msg *msg)
             w->leaving = 1;
             tsr_log(TSR_LOG_INFO, "workers", "worker '%s' is draining to stop", w->name);
         }
+    } else if (strcmp(msg->cmd, "BYE") == 0) {
+        s_bye(m, w);
     } else if (strcmp(msg->cmd, "HEARTBEAT") == 0) {
         /* liveness noted above */
     } else if (strcmp(msg->cmd, "PROGRESS") == 0) {

@@ -27,6 +27,7 @@ const char *tsr_strerror(int code)
     case TSR_EFULL: return "no space left";
     case TSR_EACCESS: return "access denied";
     case TSR_EPERM: return "not permitted";
+    case TSR_EBUSY: return "too many requests";
     default: return "unknown error";
     }
 }

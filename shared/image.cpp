@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fcntl.h>
 #include <memory>
 #include <string>
@@ -550,37 +551,58 @@ static void s_stats(const float *px, size_t npixels, int nc, struct tsr_image_st
     }
 }
 
+// Checks the geometry a header declares against what is expected of it.
+static int s_check_window(const char *path, const struct tsr_image_info &info,
+                          const struct tsr_region *expect, int full_width, int full_height,
+                          char *err, size_t errlen)
+{
+    const tsr_region &d = info.data;
+    if (info.full_width != full_width || info.full_height != full_height) {
+        s_errf(err, errlen, "'%s': display window is %dx%d, expected %dx%d", path,
+               info.full_width, info.full_height, full_width, full_height);
+        return TSR_EIMAGE;
+    }
+    if (d.x0 != expect->x0 || d.y0 != expect->y0 || d.x1 != expect->x1 ||
+        d.y1 != expect->y1) {
+        s_errf(err, errlen, "'%s': data window is [%d,%d)x[%d,%d), expected [%d,%d)x[%d,%d)",
+               path, d.x0, d.x1, d.y0, d.y1, expect->x0, expect->x1, expect->y0,
+               expect->y1);
+        return TSR_EIMAGE;
+    }
+    return 0;
+}
+
+// The header is checked against expect before a single pixel is allocated:
+// a piece that declares 8192x8192 for a 64x64 tile costs a header read, not
+// the gigabyte its pixels would take.
 static int s_verify(const char *path, const struct tsr_image_limits *lim,
                     const struct tsr_region *expect, int full_width, int full_height,
                     struct tsr_image_stats *stats, char *err, size_t errlen)
 {
-    struct tsr_image_info info;
-    float *px = NULL;
-    int rc = s_read(path, lim, &info, &px, err, errlen, true);
+    struct opened o;
+    int rc = s_open(path, lim, &o, err, errlen, true);
     if (rc != 0)
         return rc;
+    if (expect &&
+        (rc = s_check_window(path, o.info, expect, full_width, full_height, err, errlen)) != 0) {
+        o.in->close();
+        return rc;
+    }
+    std::unique_ptr<float, void (*)(void *)> px((float *)malloc(o.nfloats * sizeof(float)),
+                                                 free);
+    if (!px) {
+        s_errf(err, errlen, "'%s': out of memory for %zu samples", path, o.nfloats);
+        return TSR_ENOMEM;
+    }
+    stride_t ystride = (stride_t)s_width(o.info.data) * o.info.nchannels * sizeof(float);
+    if ((rc = s_decode(path, &o, px.get(), ystride, err, errlen)) != 0)
+        return rc;
     struct tsr_image_stats st;
-    size_t npixels = (size_t)s_width(info.data) * (size_t)s_height(info.data);
-    s_stats(px, npixels, info.nchannels, &st);
-    free(px);
+    size_t npixels = (size_t)s_width(o.info.data) * (size_t)s_height(o.info.data);
+    s_stats(px.get(), npixels, o.info.nchannels, &st);
+    px.reset();
     if (stats)
         *stats = st;
-    if (expect) {
-        const tsr_region &d = info.data;
-        if (info.full_width != full_width || info.full_height != full_height) {
-            s_errf(err, errlen, "'%s': display window is %dx%d, expected %dx%d", path,
-                   info.full_width, info.full_height, full_width, full_height);
-            return TSR_EIMAGE;
-        }
-        if (d.x0 != expect->x0 || d.y0 != expect->y0 || d.x1 != expect->x1 ||
-            d.y1 != expect->y1) {
-            s_errf(err, errlen,
-                   "'%s': data window is [%d,%d)x[%d,%d), expected [%d,%d)x[%d,%d)", path,
-                   d.x0, d.x1, d.y0, d.y1, expect->x0, expect->x1, expect->y0,
-                   expect->y1);
-            return TSR_EIMAGE;
-        }
-    }
     if (st.nan_count > 0 || st.inf_count > 0) {
         s_errf(err, errlen, "'%s': piece has %llu NaN and %llu Inf samples", path,
                (unsigned long long)st.nan_count, (unsigned long long)st.inf_count);
@@ -997,82 +1019,124 @@ static int s_write_png(const char *path, const struct canvas &cv, char *err,
     return s_commit(tmp, path, err, errlen);
 }
 
-static int s_contact_sheet(const char *const *images, const char *const *labels, size_t n,
-                           int columns, int thumb_width,
-                           const struct tsr_image_limits *lim, const char *out_png,
-                           char *err, size_t errlen)
+// A contact sheet drawn in steps (tsr_image_sheet_*): the headers first,
+// so the sheet's size is known, and refused if too big, before any image is
+// decoded; then one thumbnail after another; then the PNG.
+struct tsr_image_sheet {
+    const char *const *images;         // borrowed from the caller
+    const char *const *labels;         // borrowed, may be NULL
+    size_t n;                          // how many
+    int columns, thumb_width;          // layout asked for
+    struct tsr_image_limits lim;       // limits, copied
+    std::vector<tsr_image_info> infos; // headers read so far
+    std::vector<int> tws, ths;         // thumbnail sizes
+    std::vector<int> row_y, row_h;     // top and height of each row
+    int cols, scale;                   // columns used, label scale
+    struct canvas cv;                  // the sheet once laid out
+    size_t next;                       // next header, then next thumbnail
+    bool laid_out;                     // headers all read, canvas made
+};
+
+static int64_t s_mono_ms(void)
 {
-    // Headers first: the sheet's size is known, and refused if too big,
-    // before any image is decoded.
-    std::vector<tsr_image_info> infos(n);
-    std::vector<int> tws(n), ths(n);
-    for (size_t i = 0; i < n; i++) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int s_sheet_layout(struct tsr_image_sheet *sh, const char *out_png, char *err,
+                          size_t errlen)
+{
+    const size_t n = sh->n;
+    sh->cols = (int)std::min<size_t>((size_t)sh->columns, n);
+    const size_t rows = (n + (size_t)sh->cols - 1) / (size_t)sh->cols;
+    sh->scale = s_label_scale(sh->thumb_width);
+    const int label_h = 7 * sh->scale + 4;
+    sh->row_y.assign(rows, 0);
+    sh->row_h.assign(rows, 0);
+    int64_t sheet_w = SHEET_PAD + (int64_t)sh->cols * (sh->thumb_width + SHEET_PAD);
+    int64_t sheet_h = SHEET_PAD;
+    for (size_t r = 0; r < rows; r++) {
+        sh->row_y[r] = (int)std::min<int64_t>(sheet_h, INT32_MAX);
+        for (size_t i = r * sh->cols; i < std::min(n, (r + 1) * sh->cols); i++)
+            sh->row_h[r] = std::max(sh->row_h[r], sh->ths[i]);
+        sheet_h += sh->row_h[r] + label_h + SHEET_PAD;
+    }
+    if (sheet_w > sh->lim.max_width || sheet_h > sh->lim.max_height) {
+        s_errf(err, errlen,
+               "'%s': contact sheet would be %lldx%lld, past the limit %dx%d", out_png,
+               (long long)sheet_w, (long long)sheet_h, sh->lim.max_width,
+               sh->lim.max_height);
+        return TSR_ELIMIT;
+    }
+    sh->cv.w = (int)sheet_w;
+    sh->cv.h = (int)sheet_h;
+    sh->cv.rgb.assign((size_t)sh->cv.w * (size_t)sh->cv.h * 3, SHEET_BG);
+    sh->laid_out = true;
+    sh->next = 0;
+    return 0;
+}
+
+// One unit of work: a header, or a thumbnail, or the PNG. *done set after
+// the PNG.
+static int s_sheet_unit(struct tsr_image_sheet *sh, const char *out_png, int *done,
+                        char *err, size_t errlen)
+{
+    const struct tsr_image_limits *lim = &sh->lim;
+    if (!sh->laid_out) {
+        if (sh->next == sh->n)
+            return s_sheet_layout(sh, out_png, err, errlen);
+        size_t i = sh->next;
         struct opened o;
-        int rc = s_open(images[i], lim, &o, err, errlen, true);
+        int rc = s_open(sh->images[i], lim, &o, err, errlen, true);
         if (rc != 0)
             return rc;
         o.in->close();
-        infos[i] = o.info;
-        s_thumb_size(o.info.full_width, o.info.full_height, thumb_width, &tws[i],
-                     &ths[i]);
+        sh->infos[i] = o.info;
+        s_thumb_size(o.info.full_width, o.info.full_height, sh->thumb_width, &sh->tws[i],
+                     &sh->ths[i]);
+        sh->next++;
+        return 0;
     }
-    const int cols = (int)std::min<size_t>((size_t)columns, n);
-    const size_t rows = (n + (size_t)cols - 1) / (size_t)cols;
-    const int scale = s_label_scale(thumb_width);
-    const int label_h = 7 * scale + 4;
-    std::vector<int> row_y(rows); // top of each row's thumbnails
-    std::vector<int> row_h(rows); // tallest thumbnail of each row
-    int64_t sheet_w = SHEET_PAD + (int64_t)cols * (thumb_width + SHEET_PAD);
-    int64_t sheet_h = SHEET_PAD;
-    for (size_t r = 0; r < rows; r++) {
-        row_y[r] = (int)std::min<int64_t>(sheet_h, INT32_MAX);
-        row_h[r] = 0;
-        for (size_t i = r * cols; i < std::min(n, (r + 1) * cols); i++)
-            row_h[r] = std::max(row_h[r], ths[i]);
-        sheet_h += row_h[r] + label_h + SHEET_PAD;
+    if (sh->next == sh->n) {
+        int rc = s_write_png(out_png, sh->cv, err, errlen);
+        if (rc == 0)
+            *done = 1;
+        return rc;
     }
-    if (sheet_w > lim->max_width || sheet_h > lim->max_height) {
-        s_errf(err, errlen,
-               "'%s': contact sheet would be %lldx%lld, past the limit %dx%d", out_png,
-               (long long)sheet_w, (long long)sheet_h, lim->max_width, lim->max_height);
-        return TSR_ELIMIT;
+    size_t i = sh->next;
+    struct tsr_image_info info;
+    float *raw = NULL;
+    int rc = s_read(sh->images[i], lim, &info, &raw, err, errlen);
+    if (rc != 0)
+        return rc;
+    std::unique_ptr<float, void (*)(void *)> px(raw, free);
+    if (info.full_width != sh->infos[i].full_width ||
+        info.full_height != sh->infos[i].full_height) {
+        s_errf(err, errlen, "'%s': changed while the sheet was drawn", sh->images[i]);
+        return TSR_EIMAGE;
     }
-    struct canvas cv;
-    cv.w = (int)sheet_w;
-    cv.h = (int)sheet_h;
-    cv.rgb.assign((size_t)cv.w * (size_t)cv.h * 3, SHEET_BG);
-
-    for (size_t i = 0; i < n; i++) {
-        struct tsr_image_info info;
-        float *raw = NULL;
-        int rc = s_read(images[i], lim, &info, &raw, err, errlen);
-        if (rc != 0)
-            return rc;
-        std::unique_ptr<float, void (*)(void *)> px(raw, free);
-        if (info.full_width != infos[i].full_width ||
-            info.full_height != infos[i].full_height) {
-            s_errf(err, errlen, "'%s': changed while the sheet was drawn", images[i]);
-            return TSR_EIMAGE;
-        }
-        size_t r = i / (size_t)cols, c = i % (size_t)cols;
-        int x = SHEET_PAD + (int)c * (thumb_width + SHEET_PAD);
-        int y = row_y[r];
-        s_draw_thumb(&cv, x, y, tws[i], ths[i], info, px.get());
-        if (labels && labels[i])
-            s_draw_text(&cv, x, y + row_h[r] + 2, scale, thumb_width, labels[i]);
-    }
-    return s_write_png(out_png, cv, err, errlen);
+    size_t r = i / (size_t)sh->cols, c = i % (size_t)sh->cols;
+    int x = SHEET_PAD + (int)c * (sh->thumb_width + SHEET_PAD);
+    int y = sh->row_y[r];
+    s_draw_thumb(&sh->cv, x, y, sh->tws[i], sh->ths[i], info, px.get());
+    if (sh->labels && sh->labels[i])
+        s_draw_text(&sh->cv, x, y + sh->row_h[r] + 2, sh->scale, sh->thumb_width,
+                    sh->labels[i]);
+    sh->next++;
+    return 0;
 }
 
-extern "C" int tsr_image_contact_sheet(const char *const *images,
-                                       const char *const *labels, size_t nimages,
-                                       int columns, int thumb_width,
-                                       const struct tsr_image_limits *lim,
-                                       const char *out_png, char *err, size_t errlen)
+extern "C" int tsr_image_sheet_new(const char *const *images, const char *const *labels,
+                                   size_t nimages, int columns, int thumb_width,
+                                   const struct tsr_image_limits *lim,
+                                   struct tsr_image_sheet **out, char *err, size_t errlen)
 {
     struct tsr_image_limits deflim;
     lim = s_limits(lim, &deflim);
-    if (!images || nimages == 0 || !out_png || columns < 1 || thumb_width < 1 ||
+    if (out)
+        *out = NULL;
+    if (!out || !images || nimages == 0 || columns < 1 || thumb_width < 1 ||
         thumb_width > lim->max_width) {
         s_errf(err, errlen,
                "contact sheet needs images, columns >= 1 and a thumbnail width "
@@ -1081,8 +1145,43 @@ extern "C" int tsr_image_contact_sheet(const char *const *images,
         return TSR_EINVAL;
     }
     try {
-        return s_contact_sheet(images, labels, nimages, columns, thumb_width, lim,
-                               out_png, err, errlen);
+        std::unique_ptr<tsr_image_sheet> sh(new tsr_image_sheet());
+        sh->images = images;
+        sh->labels = labels;
+        sh->n = nimages;
+        sh->columns = columns;
+        sh->thumb_width = thumb_width;
+        sh->lim = *lim;
+        sh->infos.resize(nimages);
+        sh->tws.resize(nimages);
+        sh->ths.resize(nimages);
+        sh->next = 0;
+        sh->laid_out = false;
+        *out = sh.release();
+        return 0;
+    } catch (...) {
+        s_err(err, errlen, "out of memory for a contact sheet");
+        return TSR_ENOMEM;
+    }
+}
+
+extern "C" int tsr_image_sheet_step(struct tsr_image_sheet *sh, int budget_ms,
+                                    const char *out_png, int *done, char *err,
+                                    size_t errlen)
+{
+    *done = 0;
+    if (!sh || !out_png) {
+        s_err(err, errlen, "no contact sheet or no file to write");
+        return TSR_EINVAL;
+    }
+    try {
+        int64_t end = s_mono_ms() + budget_ms;
+        do {
+            int rc = s_sheet_unit(sh, out_png, done, err, errlen);
+            if (rc != 0 || *done)
+                return rc;
+        } while (budget_ms <= 0 || s_mono_ms() < end);
+        return 0;
     } catch (const std::bad_alloc &) {
         s_errf(err, errlen, "'%s': out of memory while drawing", out_png);
         return TSR_ENOMEM;
@@ -1093,4 +1192,34 @@ extern "C" int tsr_image_contact_sheet(const char *const *images,
         s_errf(err, errlen, "'%s': unexpected exception while drawing", out_png);
         return TSR_EIMAGE;
     }
+}
+
+extern "C" void tsr_image_sheet_destroy(struct tsr_image_sheet **sh)
+{
+    if (!sh || !*sh)
+        return;
+    delete *sh;
+    *sh = NULL;
+}
+
+extern "C" int tsr_image_contact_sheet(const char *const *images,
+                                       const char *const *labels, size_t nimages,
+                                       int columns, int thumb_width,
+                                       const struct tsr_image_limits *lim,
+                                       const char *out_png, char *err, size_t errlen)
+{
+    struct tsr_image_sheet *sh = NULL;
+    int rc = tsr_image_sheet_new(images, labels, nimages, columns, thumb_width, lim, &sh,
+                                 err, errlen);
+    if (rc != 0)
+        return rc;
+    if (!out_png) {
+        tsr_image_sheet_destroy(&sh);
+        s_err(err, errlen, "no file to write the contact sheet to");
+        return TSR_EINVAL;
+    }
+    int done = 0;
+    rc = tsr_image_sheet_step(sh, 0, out_png, &done, err, errlen);
+    tsr_image_sheet_destroy(&sh);
+    return rc;
 }

@@ -198,6 +198,41 @@ static void s_on_welcome(struct tsr_agent *a, const struct tsr_msg *m)
     a->ev.welcome(a->ev.ctx);
 }
 
+/*
+ * The master refused our HELLO (ERROR re HELLO): most often another live
+ * worker holds our name (a cloned host), or a field is past a bound. Nothing
+ * we send will be taken until we register, so the socket is closed and HELLO
+ * tried again after the master's retry_ms (the rest of the name holder's
+ * lease), or the longest back-off: a restarted worker gets its name back when
+ * its old self's lease ends, and a clone keeps trying, slowly and loudly,
+ * without taking the name from the worker that has it.
+ */
+static void s_refused(struct tsr_agent *a, const struct tsr_msg *m)
+{
+    const char *message = "";
+    int64_t retry = TSR_AGENT_BACKOFF_MAX_MS;
+    tsr_hdr_str_opt(m->hdr, "message", 1024, &message, NULL, 0);
+    tsr_hdr_int_opt(m->hdr, "retry_ms", 0, 3600 * 1000, &retry, NULL, 0);
+    if (retry < TSR_AGENT_BACKOFF_MIN_MS)
+        retry = TSR_AGENT_BACKOFF_MIN_MS;
+    tsr_log(TSR_LOG_ERROR, S_LOG,
+            "the master refused to register this worker: %s; "
+            "trying again in %lld ms",
+            message, (long long)retry);
+    s_close(a);
+    a->reconnect_at_ms = tsr_now_ms() + retry;
+}
+
+void tsr_agent_bye(struct tsr_agent *a)
+{
+    if (!a->sock || !a->welcomed)
+        return;
+    int linger = TSR_AGENT_BYE_LINGER_MS;
+    zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
+    s_send(a, "BYE", NULL, NULL, 0);
+    s_close(a);
+}
+
 static void s_dispatch(struct tsr_agent *a, const struct tsr_msg *m)
 {
     if (strcmp(m->cmd, "HEARTBEAT") == 0)
@@ -205,6 +240,14 @@ static void s_dispatch(struct tsr_agent *a, const struct tsr_msg *m)
     if (strcmp(m->cmd, "WELCOME") == 0) {
         s_on_welcome(a, m);
         return;
+    }
+    if (strcmp(m->cmd, "ERROR") == 0 && a->hello_pending && !a->welcomed) {
+        const char *re = NULL;
+        tsr_hdr_str_opt(m->hdr, "re", TSR_PROTO_MAX_CMD, &re, NULL, 0);
+        if (re && strcmp(re, "HELLO") == 0) {
+            s_refused(a, m);
+            return;
+        }
     }
     if (strcmp(m->cmd, "RECONNECT") == 0) {
         tsr_log(TSR_LOG_INFO, S_LOG, "master asks us to register again");

@@ -7,9 +7,11 @@
  * heartbeat_ms x liveness it closes the socket and connects a new one after
  * a back-off that doubles from 250 ms to 8 s (reset by the next WELCOME).
  * RECONNECT from the master ("I do not know you") re-sends HELLO on the same
- * socket. Everything else that arrives, checked for framing, goes to the
- * owner's message callback; the agent never blocks and owns no timers but
- * its own, which tsr_agent_tick drives.
+ * socket; an ERROR answering HELLO (the name is held by another live
+ * worker, or a field is past a bound) is logged and HELLO is tried again on
+ * a new socket after the master's retry_ms. Everything else that arrives, checked for
+ * framing, goes to the owner's message callback; the agent never blocks and owns no
+ * timers but its own, which tsr_agent_tick drives.
  */
 #ifndef TESSERA_WORKER_AGENT_H
 #define TESSERA_WORKER_AGENT_H
@@ -22,6 +24,7 @@
 
 #define TSR_AGENT_BACKOFF_MIN_MS 250  /* first reconnect delay */
 #define TSR_AGENT_BACKOFF_MAX_MS 8000 /* longest reconnect delay */
+#define TSR_AGENT_BYE_LINGER_MS 1000  /* how long BYE may take to leave */
 
 struct tsr_agent;
 
@@ -78,6 +81,11 @@ int64_t tsr_agent_rid(struct tsr_agent *a);
  */
 int tsr_agent_send(struct tsr_agent *a, const char *cmd, const cJSON *hdr,
                    const void *body, size_t body_len);
+
+/* Tells the master we stop cleanly (BYE), so it shows us as stopped rather
+ * than lost, and closes the socket; BYE may take TSR_AGENT_BYE_LINGER_MS to
+ * leave. Only when welcomed; otherwise nothing. */
+void tsr_agent_bye(struct tsr_agent *a);
 
 /* Receives every message waiting on the socket and dispatches it. Call
  * when the socket polls readable. */

@@ -245,10 +245,12 @@ static void s_fail(struct tsr_cache *c, struct s_fetch *f, int rc,
     s_unlink_fetch(c, f);
 }
 
-/* Asks for wanted chunks while fewer than TSR_CACHE_INFLIGHT are in flight. */
-static void s_pump(struct s_fetch *f, struct tsr_agent *a)
+/* Asks for wanted chunks of f while fewer than TSR_CACHE_INFLIGHT GETs of
+ * all downloads together are in flight (the master's credit is per
+ * connection, doc/protocol.md); *total counts them. */
+static void s_pump_one(struct s_fetch *f, struct tsr_agent *a, uint32_t *total)
 {
-    while (f->inflight < TSR_CACHE_INFLIGHT && f->cursor < f->nchunks) {
+    while (*total < TSR_CACHE_INFLIGHT && f->cursor < f->nchunks) {
         uint32_t i = f->cursor;
         if (f->state[i] != S_WANT) {
             f->cursor++;
@@ -271,12 +273,24 @@ static void s_pump(struct s_fetch *f, struct tsr_agent *a)
         f->state[i] = S_ASKED;
         f->rid[i] = rid;
         f->inflight++;
+        (*total)++;
         f->cursor++;
     }
 }
 
+/* Fills the window, the oldest download first. */
+static void s_pump(struct tsr_cache *c, struct tsr_agent *a)
+{
+    uint32_t total = 0;
+    for (struct s_fetch *f = c->fetches; f; f = f->next)
+        total += f->inflight;
+    for (struct s_fetch *f = c->fetches; f && total < TSR_CACHE_INFLIGHT; f = f->next)
+        s_pump_one(f, a, &total);
+}
+
 /* Marks every chunk in flight as wanted again and asks for them anew. */
-static void s_reask(struct s_fetch *f, struct tsr_agent *a, int64_t now)
+static void s_reask(struct tsr_cache *c, struct s_fetch *f, struct tsr_agent *a,
+                    int64_t now)
 {
     for (uint32_t i = 0; i < f->nchunks; i++)
         if (f->state[i] == S_ASKED)
@@ -284,7 +298,7 @@ static void s_reask(struct s_fetch *f, struct tsr_agent *a, int64_t now)
     f->inflight = 0;
     f->cursor = 0;
     f->last_ms = now;
-    s_pump(f, a);
+    s_pump(c, a);
 }
 
 /* Marks an archive as just used: its blob's mtime orders the LRU. */
@@ -451,7 +465,7 @@ int tsr_cache_ensure(struct tsr_cache *c, struct tsr_agent *a, const char *hash,
     c->fetches = f;
     tsr_log(TSR_LOG_INFO, S_LOG, "fetching archive %.12s (%llu bytes)", hash,
             (unsigned long long)size);
-    s_pump(f, a);
+    s_pump(c, a);
     return 0;
 }
 
@@ -564,7 +578,7 @@ int tsr_cache_on_data(struct tsr_cache *c, struct tsr_agent *a, const struct tsr
             f->inflight--;
             if (i < f->cursor)
                 f->cursor = i;
-            s_pump(f, a);
+            s_pump(c, a);
         }
         snprintf(err, errlen,
                  "DATA at offset %lld of archive %.12s has %zu bytes, not %llu",
@@ -601,9 +615,10 @@ int tsr_cache_on_data(struct tsr_cache *c, struct tsr_agent *a, const struct tsr
     f->stalls = 0;
     if (f->have == f->nchunks) {
         s_complete(c, f, done);
+        s_pump(c, a); /* the window it held goes to the next download */
         return 1;
     }
-    s_pump(f, a);
+    s_pump(c, a);
     return 0;
 }
 
@@ -614,6 +629,18 @@ int tsr_cache_on_error(struct tsr_cache *c, int64_t rid, int code, const char *m
         for (uint32_t i = 0; i < f->nchunks; i++) {
             if (f->state[i] != S_ASKED || f->rid[i] != rid)
                 continue;
+            if (code == TSR_EBUSY) {
+                /* Past the master's credit (a GET asked again after a
+                 * stall while the first was still queued): ask again when
+                 * the next DATA comes back. */
+                f->state[i] = S_WANT;
+                f->inflight--;
+                if (i < f->cursor)
+                    f->cursor = i;
+                tsr_log(TSR_LOG_INFO, S_LOG, "archive %.12s: %s; asking again later",
+                        f->hash, message);
+                return 2;
+            }
             char why[400];
             snprintf(why, sizeof why, "master refused GET of archive %.12s: %s", f->hash,
                      message);
@@ -629,7 +656,7 @@ void tsr_cache_resume(struct tsr_cache *c, struct tsr_agent *a)
     int64_t now = tsr_now_ms();
     for (struct s_fetch *f = c->fetches; f; f = f->next) {
         f->stalls = 0;
-        s_reask(f, a, now);
+        s_reask(c, f, a, now);
     }
 }
 
@@ -653,7 +680,7 @@ int tsr_cache_tick(struct tsr_cache *c, struct tsr_agent *a, int64_t now,
         }
         tsr_log(TSR_LOG_WARN, S_LOG, "download of archive %.12s stalled; asking again",
                 f->hash);
-        s_reask(f, a, now);
+        s_reask(c, f, a, now);
         if (f->last_ms + TSR_CACHE_STALL_MS < *next)
             *next = f->last_ms + TSR_CACHE_STALL_MS;
     }

@@ -10,7 +10,8 @@
  *   lock             held (flock) by the one worker that uses this folder
  *
  * A missing archive is fetched from the master with GET/DATA: chunks of
- * TSR_PROTO_CHUNK bytes, at most TSR_CACHE_INFLIGHT GETs outstanding, written
+ * TSR_PROTO_CHUNK bytes, at most TSR_CACHE_INFLIGHT GETs outstanding over
+ * all downloads together (the master's credit is per connection), written
  * into a temporary file, hashed and renamed into blobs/ only when the hash
  * matches. Any number of tasks waiting for one archive share one download:
  * the cache reports when a hash is done, and the owner wakes its waiters.
@@ -29,7 +30,7 @@
 
 #include "agent.h"
 
-#define TSR_CACHE_INFLIGHT 8                       /* GETs outstanding per download */
+#define TSR_CACHE_INFLIGHT 8                       /* GETs outstanding, all downloads */
 #define TSR_CACHE_MAX_ARCHIVE ((uint64_t)64 << 30) /* largest archive fetched */
 #define TSR_CACHE_STALL_MS 30000                   /* silence before asking again */
 #define TSR_CACHE_STALLS 5                         /* silent rounds before giving up */
@@ -81,7 +82,8 @@ int tsr_cache_on_data(struct tsr_cache *c, struct tsr_agent *a, const struct tsr
                       struct tsr_cache_done *done, char *err, size_t errlen);
 
 /* Takes an ERROR that answers a GET with request id rid. Returns 1 when it
- * ended a download (*done says so), 0 when the rid is not ours. */
+ * ended a download (*done says so), 2 when the GET will be asked again (the
+ * master's TSR_EBUSY: past its credit), 0 when the rid is not ours. */
 int tsr_cache_on_error(struct tsr_cache *c, int64_t rid, int code, const char *message,
                        struct tsr_cache_done *done);
 

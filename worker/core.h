@@ -103,6 +103,9 @@ struct tsr_core {
     cJSON *blender;                      /* Blender's probe (blender.h); NULL: none */
     cJSON *features;                     /* ["gpu", "blender:oidn", ...] for HELLO */
     int draining;                        /* told the master: no new tasks */
+    char instance[33];                   /* random id of this process (HELLO):
+                                            tells the master a reconnect of
+                                            ours from a clone with our name */
 };
 
 /* CPU slots not held by a task or an unreported result. */

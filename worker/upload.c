@@ -57,6 +57,7 @@ struct tsr_upload {
     uint64_t size;           /* its size */
     char name[256];          /* its name in the spool entry */
     int fd;                  /* it, open for reading; -1 when none */
+    int64_t upload;          /* the master's id of this upload (PUT_OK), 0 if none */
     uint64_t chunk;          /* chunk size PUT_OK asked for */
     int credit;              /* chunks PUT_OK allows in flight */
     uint64_t next_off;       /* offset of the next chunk to send */
@@ -191,6 +192,8 @@ static int s_send_put(struct tsr_upload *u, struct tsr_agent *a, const char *cmd
     cJSON_AddStringToObject(h, "hash", u->hash);
     if (with_size)
         cJSON_AddNumberToObject(h, "size", (double)u->size);
+    else if (u->upload)
+        cJSON_AddNumberToObject(h, "upload", (double)u->upload); /* PUT_END */
     int rc = tsr_agent_send(a, cmd, h, NULL, 0);
     cJSON_Delete(h);
     u->last_ms = tsr_now_ms();
@@ -230,6 +233,7 @@ static enum tsr_upload_event s_begin_file(struct tsr_upload *u, struct tsr_agent
     u->rid = tsr_agent_rid(a);
     u->inflight = 0;
     u->next_off = 0;
+    u->upload = 0;
     u->state = S_PUT;
     if (s_send_put(u, a, "PUT", 1) != 0)
         u->state = S_IDLE;
@@ -274,6 +278,8 @@ static enum tsr_upload_event s_pump(struct tsr_upload *u, struct tsr_agent *a)
         cJSON_AddNumberToObject(h, "rid", (double)u->rid);
         cJSON_AddStringToObject(h, "hash", u->hash);
         cJSON_AddNumberToObject(h, "offset", (double)u->next_off);
+        if (u->upload)
+            cJSON_AddNumberToObject(h, "upload", (double)u->upload);
         int rc = tsr_agent_send(a, "CHUNK", h, u->buf, (size_t)len);
         cJSON_Delete(h);
         if (rc != 0) {
@@ -335,6 +341,8 @@ enum tsr_upload_event tsr_upload_on_msg(struct tsr_upload *u, struct tsr_agent *
             tsr_hdr_int_opt(m->hdr, "chunk", 1, TSR_PROTO_MAX_BODY, &chunk, err,
                             sizeof err) ||
             tsr_hdr_int_opt(m->hdr, "credit", 1, TSR_UPLOAD_MAX_CREDIT, &credit, err,
+                            sizeof err) != 0 ||
+            tsr_hdr_int_opt(m->hdr, "upload", 0, INT64_C(1) << 62, &u->upload, err,
                             sizeof err) != 0)
             return s_retry(u, a, err);
         if (have)

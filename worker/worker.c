@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,10 +76,11 @@ static void s_on_error(struct tsr_core *w, const struct tsr_msg *m)
     }
     if (rid >= 0 && strcmp(re, "GET") == 0) {
         struct tsr_cache_done done;
-        if (tsr_cache_on_error(w->cache, rid, (int)code, message, &done) == 1) {
+        int taken = tsr_cache_on_error(w->cache, rid, (int)code, message, &done);
+        if (taken == 1)
             tsr_core_archive_done(w, &done);
+        if (taken)
             return;
-        }
     }
     if (rid >= 0) {
         for (struct tsr_core_result *r = w->results; r; r = r->next) {
@@ -131,6 +133,7 @@ static cJSON *s_hello(void *ctx)
         return NULL;
     }
     cJSON_AddStringToObject(h, "name", w->cfg->name);
+    cJSON_AddStringToObject(h, "instance", w->instance);
     cJSON_AddStringToObject(h, "hub", w->cfg->hub);
     cJSON_AddNumberToObject(h, "slots", w->cfg->slots);
     cJSON_AddNumberToObject(h, "cores", w->cores);
@@ -320,6 +323,9 @@ static int s_open(struct tsr_core *w)
 {
     char err[512] = "";
     char path[PATH_MAX];
+    unsigned char id[16];
+    randombytes_buf(id, sizeof id);
+    sodium_bin2hex(w->instance, sizeof w->instance, id, sizeof id);
     int rc = tsr_cache_open(w->cfg->cache_dir, &w->cache, err, sizeof err);
     if (rc != 0) {
         tsr_log(TSR_LOG_ERROR, S_LOG, "%s", err);
@@ -412,6 +418,7 @@ static void s_loop(struct tsr_core *w)
         }
         if (w->draining && !w->tasks && !w->results) {
             tsr_log(TSR_LOG_INFO, S_LOG, "drained: every result delivered");
+            tsr_agent_bye(w->agent); /* shown as stopped, not lost */
             break;
         }
         int64_t now = tsr_now_ms();

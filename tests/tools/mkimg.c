@@ -27,12 +27,19 @@ int main(int argc, char **argv)
         .data = {v[2], v[3], v[4], v[5]}, .full_width = v[0], .full_height = v[1],
         .nchannels = 4};
     size_t n = (size_t)(v[4] - v[2]) * (size_t)(v[5] - v[3]) * 4;
-    if (v[4] <= v[2] || v[5] <= v[3] || n > (1u << 26)) {
+    /* Up to 2^26 samples of any value; up to 2^28 (8192x8192 RGBA) of 0,
+     * from pages the kernel shares until written, for a piece that declares
+     * a huge window in a small file. */
+    if (v[4] <= v[2] || v[5] <= v[3] || n > (value == 0.0f ? (1u << 28) : (1u << 26))) {
         fprintf(stderr, "tsr-mkimg: bad region\n");
         return 2;
     }
-    float *px = malloc(n * sizeof *px);
-    for (size_t i = 0; i < n; i++)
+    float *px = value == 0.0f ? calloc(n, sizeof *px) : malloc(n * sizeof *px);
+    if (!px) {
+        fprintf(stderr, "tsr-mkimg: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; value != 0.0f && i < n; i++)
         px[i] = value;
     char err[256];
     int rc = tsr_image_write_exr(argv[1], &info, px, err, sizeof err);

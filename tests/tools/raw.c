@@ -16,18 +16,57 @@
  *       plays a worker named NAME (one slot) that answers every TASK with a
  *       failed RESULT of class CLASS ("missing_asset") at once, heartbeats,
  *       and runs until killed.
+ *   tsr-raw [keys] ENDPOINT greedy NAME SLOTS CORES EVERY_MS SECONDS
+ *       a worker that registers with SLOTS slots and CORES cores, asks for
+ *       SLOTS more tasks every EVERY_MS and never finishes one, for SECONDS;
+ *       prints "welcome slots=N" and then "held N" (the TASKs it was given).
+ *   tsr-raw [keys] [--timeout MS] ENDPOINT script < LINES
+ *       sends one message per line of standard input, all on one connection
+ *       (one uploader): "CMD JSON [BODY]", the JSON without spaces, BODY
+ *       "@zero:LEN" (LEN zero bytes) or "@file:PATH:OFFSET:LEN" (a slice of a
+ *       file). It waits for one reply after each line and prints it, unless
+ *       the line starts with "-" (sent at once after the one before, as a
+ *       peer that does not wait would); at the end it prints the replies
+ *       still due. Exit 0 when every message was answered, 3 otherwise.
+ *
+ * In send, a JSON argument "@FILE" reads the header from FILE (a header
+ * larger than one command-line argument may be).
+ *   tsr-raw [keys] ENDPOINT getflood N HASH LEN GOFILE
+ *       a slow reader: sends N GETs of LEN bytes of blob HASH without reading
+ *       (a one-message receive queue and a small socket buffer keep the
+ *       answers on the master's side), prints "sent N", waits until GOFILE
+ *       exists, then reads every answer and prints "data=D busy=B other=O"
+ *       and the first TSR_EBUSY message. Exit 0 when all N were answered.
+ *   tsr-raw [keys] ENDPOINT burst N CMD_A JSON_A CMD_B JSON_B
+ *       sends CMD_A and CMD_B in turns, N of each (rid 1..2N, added to the
+ *       JSON), at once on one connection, then reads every answer and
+ *       prints "ok=X busy=Y other=Z" (busy: ERROR with TSR_EBUSY) and the
+ *       first TSR_EBUSY message. Exit 0 when all 2N were answered.
+ *   tsr-raw [keys] ENDPOINT piece NAME FILE
+ *       a worker that sends FILE as the image of the first task it gets: on
+ *       the worker endpoint, HELLO as NAME (one slot), READY, and on TASK
+ *       uploads FILE (PUT/CHUNK/PUT_END) and sends RESULT with it for the
+ *       task's first frame; prints the RESULT_ACK. Exit 0 on an ack.
+ *   tsr-raw [keys] ENDPOINT race N CMD_A JSON_A CMD_B JSON_B [KEY_B]
+ *       connection A sends N requests CMD_A (rid 1..N) without waiting, then
+ *       connection B (key KEY_B, else A's) sends one CMD_B and waits for it,
+ *       counting A's answers meanwhile; prints "b_after_a=K of N b_ms=T
+ *       a_ms=U b=CMD" once all have answered. Exit 0 when B and all of A
+ *       were answered.
  *
  * It links only the core library: the codec (to read replies) and the key
  * files.
  */
 #include "tessera/curve.h"
 #include "tessera/error.h"
+#include "tessera/hash.h"
 #include "tessera/proto.h"
 #include "tessera/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 /* How to connect. */
@@ -164,6 +203,85 @@ static void s_abuse(void *s, int round)
     }
 }
 
+/* The greedy worker (see the top). Returns 0, or 3 when never welcomed. */
+static int s_greedy(void *ctx, const struct s_opts *o, const char *name, int slots,
+                    int cores, int every_ms, int seconds)
+{
+    void *s = s_connect(ctx, o);
+    char hello[512], ready[64];
+    snprintf(hello, sizeof hello,
+             "{\"name\":\"%s\",\"hub\":\"greedy\",\"slots\":%d,"
+             "\"cores\":%d,\"renderers\":[\"builtin\",\"command\"],\"running\":[]}",
+             name, slots, cores);
+    snprintf(ready, sizeof ready, "{\"credit\":%d}", slots > 1024 ? 1024 : slots);
+    const void *d[3] = {"TSR1", "HELLO", hello};
+    size_t l[3] = {4, 5, strlen(hello)};
+    s_frames(s, d, l, 3);
+    int welcomed = 0, held = 0;
+    int64_t end = tsr_now_ms() + (int64_t)seconds * 1000, next = 0;
+    while (tsr_now_ms() < end) {
+        int64_t now = tsr_now_ms();
+        if (welcomed && now >= next) {
+            d[1] = "READY";
+            l[1] = 5;
+            d[2] = ready;
+            l[2] = strlen(ready);
+            s_frames(s, d, l, 3);
+            next = now + every_ms;
+        }
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 20) <= 0)
+            continue;
+        struct tsr_msg m;
+        char err[256];
+        if (tsr_msg_recv(s, 0, 1, &m, err, sizeof err) != 0)
+            continue;
+        if (strcmp(m.cmd, "WELCOME") == 0) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(m.hdr, "slots");
+            printf("welcome slots=%d\n", cJSON_IsNumber(v) ? v->valueint : -1);
+            fflush(stdout);
+            welcomed = 1;
+        } else if (strcmp(m.cmd, "TASK") == 0) {
+            held++;
+        } else if (strcmp(m.cmd, "ERROR") == 0) {
+            char *text = cJSON_PrintUnformatted(m.hdr);
+            printf("ERROR %s\n", text ? text : "{}");
+            free(text);
+        }
+        tsr_msg_clear(&m);
+    }
+    printf("held %d\n", held);
+    zmq_close(s);
+    return welcomed ? 0 : 3;
+}
+
+/* A header argument: the text itself, or "@FILE" for the file's contents
+ * (caller frees *buf). */
+static const char *s_header_arg(const char *arg, char **buf)
+{
+    *buf = NULL;
+    if (arg[0] != '@')
+        return arg;
+    FILE *f = fopen(arg + 1, "rb");
+    if (!f) {
+        fprintf(stderr, "tsr-raw: cannot open '%s'\n", arg + 1);
+        exit(2);
+    }
+    size_t cap = 1 << 16, n = 0;
+    *buf = malloc(cap + 1);
+    size_t r;
+    while (*buf && (r = fread(*buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap)
+            *buf = realloc(*buf, (cap *= 2) + 1);
+    }
+    fclose(f);
+    if (!*buf)
+        exit(2);
+    (*buf)[n] = '\0';
+    return *buf;
+}
+
 /* A fresh connection asks something every peer answers, and expects a
  * well-formed reply. Returns 0 or 3. */
 static int s_alive(void *ctx, const struct s_opts *o)
@@ -227,6 +345,366 @@ static int s_liar(void *ctx, const struct s_opts *o, const char *name, const cha
     }
 }
 
+/* Reads BODY ("@zero:LEN" or "@file:PATH:OFFSET:LEN") into *out (owned). */
+static int s_body(const char *spec, void **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    unsigned long long off = 0, n = 0;
+    char path[1024];
+    if (sscanf(spec, "@zero:%llu", &n) == 1) {
+        *out = calloc(1, n ? n : 1);
+        *len = (size_t)n;
+        return *out ? 0 : -1;
+    }
+    const char *last = strrchr(spec, ':'), *mid = NULL;
+    for (const char *p = spec; last && p < last; p++)
+        if (*p == ':')
+            mid = p; /* the colon before OFFSET */
+    if (strncmp(spec, "@file:", 6) != 0 || !mid || mid <= spec + 6 ||
+        (size_t)(mid - spec - 6) >= sizeof path ||
+        sscanf(mid, ":%llu:%llu", &off, &n) != 2)
+        return -1;
+    memcpy(path, spec + 6, (size_t)(mid - spec - 6));
+    path[mid - spec - 6] = '\0';
+    FILE *f = fopen(path, "rb");
+    *out = malloc(n ? n : 1);
+    if (!f || !*out || fseek(f, (long)off, SEEK_SET) != 0 || fread(*out, 1, n, f) != n) {
+        if (f)
+            fclose(f);
+        free(*out);
+        *out = NULL;
+        return -1;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return 0;
+}
+
+/* The script mode: see the head of the file. */
+static int s_script(void *ctx, const struct s_opts *o)
+{
+    void *s = s_connect(ctx, o);
+    char line[4096];
+    int sent = 0, answered = 0, rc = 0;
+    while (fgets(line, sizeof line, stdin)) {
+        char *p = line, *save = NULL;
+        int nowait = *p == '-';
+        if (nowait)
+            p++;
+        char *cmd = strtok_r(p, " \t\n", &save);
+        char *json = cmd ? strtok_r(NULL, " \t\n", &save) : NULL;
+        char *spec = json ? strtok_r(NULL, " \t\n", &save) : NULL;
+        if (!cmd || cmd[0] == '#')
+            continue;
+        void *body = NULL;
+        size_t blen = 0;
+        if (!json || (spec && s_body(spec, &body, &blen) != 0)) {
+            fprintf(stderr, "tsr-raw: bad script line: %s\n", line);
+            rc = 2;
+            break;
+        }
+        const void *d[4] = {"TSR1", cmd, json, body};
+        size_t l[4] = {4, strlen(cmd), strlen(json), blen};
+        s_frames(s, d, l, spec ? 4 : 3);
+        free(body);
+        sent++;
+        while (!nowait && answered < sent) {
+            if (s_reply(s, o->timeout_ms, 1) != 0)
+                break;
+            answered++;
+        }
+        fflush(stdout);
+    }
+    while (!rc && answered < sent && s_reply(s, o->timeout_ms, 1) == 0)
+        answered++;
+    fflush(stdout);
+    zmq_close(s);
+    return rc ? rc : answered == sent ? 0 : 3;
+}
+
+/* One message on s within timeout_ms: its command (cmd, 32 bytes), its
+ * header's "code" and "message" (msg, msglen). Returns 0, or 3 on silence. */
+static int s_take(void *s, int timeout_ms, char *cmd, int *code, char *msg, size_t msglen)
+{
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    int64_t end = tsr_now_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = end - tsr_now_ms();
+        if (left < 0 || zmq_poll(&it, 1, (long)left) <= 0)
+            return 3;
+        struct tsr_msg m;
+        char err[256];
+        int rc = tsr_msg_recv(s, 0, 1, &m, err, sizeof err);
+        if (rc == TSR_ETIMEOUT)
+            continue;
+        if (rc != 0) {
+            snprintf(cmd, 32, "MALFORMED");
+            return 0;
+        }
+        snprintf(cmd, 32, "%s", m.cmd);
+        int64_t c = 0;
+        const char *text = NULL;
+        tsr_hdr_int_opt(m.hdr, "code", -1000, 0, &c, NULL, 0);
+        tsr_hdr_str_opt(m.hdr, "message", 1024, &text, NULL, 0);
+        *code = (int)c;
+        snprintf(msg, msglen, "%s", text ? text : "");
+        tsr_msg_clear(&m);
+        return 0;
+    }
+}
+
+static int s_getflood(void *ctx, const struct s_opts *o, int n, const char *hash,
+                      const char *len, const char *gofile)
+{
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    int one = 1, small = 4096, zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &one, sizeof one);
+    zmq_setsockopt(s, ZMQ_RCVBUF, &small, sizeof small);
+    if (o->curve)
+        tsr_curve_client(s, o->pub, o->sec, o->server);
+    if (zmq_connect(s, o->endpoint) != 0)
+        return 2;
+    for (int i = 1; i <= n; i++) {
+        char hdr[256];
+        snprintf(hdr, sizeof hdr, "{\"rid\":%d,\"hash\":\"%s\",\"offset\":0,\"len\":%s}", i,
+                 hash, len);
+        const void *d[3] = {"TSR1", "GET", hdr};
+        size_t l[3] = {4, 3, strlen(hdr)};
+        s_frames(s, d, l, 3);
+    }
+    printf("sent %d\n", n);
+    fflush(stdout);
+    int64_t end = tsr_now_ms() + 300000;
+    while (access(gofile, F_OK) != 0 && tsr_now_ms() < end)
+        zmq_poll(NULL, 0, 50);
+    int data = 0, busy = 0, other = 0;
+    char first_busy[1024] = "";
+    while (data + busy + other < n) {
+        char cmd[32], text[1024];
+        int code = 0;
+        if (s_take(s, o->timeout_ms, cmd, &code, text, sizeof text) != 0)
+            break;
+        if (strcmp(cmd, "DATA") == 0) {
+            data++;
+        } else if (strcmp(cmd, "ERROR") == 0 && code == TSR_EBUSY) {
+            if (!busy++)
+                snprintf(first_busy, sizeof first_busy, "%s", text);
+        } else {
+            other++;
+        }
+    }
+    printf("data=%d busy=%d other=%d\n", data, busy, other);
+    if (busy)
+        printf("busy: %s\n", first_busy);
+    zmq_close(s);
+    return data + busy + other == n ? 0 : 3;
+}
+
+static int s_burst(void *ctx, const struct s_opts *o, int n, char **cmds)
+{
+    void *s = s_connect(ctx, o);
+    for (int i = 1; i <= 2 * n; i++) {
+        char **c = (i % 2) ? cmds : cmds + 2;
+        char hdr[4096];
+        snprintf(hdr, sizeof hdr, "{\"rid\":%d,%s", i, c[1] + 1);
+        const void *d[3] = {"TSR1", c[0], hdr};
+        size_t l[3] = {4, strlen(c[0]), strlen(hdr)};
+        s_frames(s, d, l, 3);
+    }
+    int ok = 0, busy = 0, other = 0;
+    char first_busy[1024] = "";
+    while (ok + busy + other < 2 * n) {
+        char cmd[32], text[1024];
+        int code = 0;
+        if (s_take(s, o->timeout_ms, cmd, &code, text, sizeof text) != 0)
+            break;
+        if (strcmp(cmd, "ERROR") != 0)
+            ok++;
+        else if (code == TSR_EBUSY && !busy++)
+            snprintf(first_busy, sizeof first_busy, "%s", text);
+        else if (code != TSR_EBUSY)
+            other++;
+    }
+    printf("ok=%d busy=%d other=%d\n", ok, busy, other);
+    if (busy)
+        printf("busy: %s\n", first_busy);
+    zmq_close(s);
+    return ok + busy + other == 2 * n ? 0 : 3;
+}
+
+/* Waits for command want on s (answering nothing, heartbeating every
+ * 100 ms); *out gets it. Returns 0, or 3 after timeout_ms. */
+static int s_await(void *s, int timeout_ms, const char *want, struct tsr_msg *out)
+{
+    int64_t end = tsr_now_ms() + timeout_ms, beat = 0;
+    for (;;) {
+        int64_t now = tsr_now_ms();
+        if (now >= end)
+            return 3;
+        if (now >= beat) {
+            tsr_msg_send(s, NULL, 0, "HEARTBEAT", NULL, NULL, 0);
+            beat = now + 100;
+        }
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 50) <= 0)
+            continue;
+        char err[256];
+        if (tsr_msg_recv(s, 0, 1, out, err, sizeof err) != 0)
+            continue;
+        if (strcmp(out->cmd, want) == 0)
+            return 0;
+        if (strcmp(out->cmd, "ERROR") == 0) {
+            char *text = cJSON_PrintUnformatted(out->hdr);
+            fprintf(stderr, "tsr-raw: waiting for %s: ERROR %s\n", want, text ? text : "");
+            free(text);
+        }
+        tsr_msg_clear(out);
+    }
+}
+
+static int s_piece(void *ctx, const struct s_opts *o, const char *name, const char *file)
+{
+    char hash[TSR_HASH_HEX];
+    unsigned long long size = 0;
+    if (tsr_hash_file(file, hash, &size) != 0) {
+        fprintf(stderr, "tsr-raw: cannot read %s\n", file);
+        return 2;
+    }
+    void *s = s_connect(ctx, o);
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddStringToObject(h, "name", name);
+    cJSON_AddStringToObject(h, "hub", "raw");
+    cJSON_AddNumberToObject(h, "slots", 1);
+    cJSON_AddNumberToObject(h, "cores", 1);
+    cJSON_AddNumberToObject(h, "memory_mb", 1024);
+    cJSON_AddItemToObject(h, "gpus", cJSON_CreateArray());
+    cJSON *rn = cJSON_AddArrayToObject(h, "renderers");
+    cJSON_AddItemToArray(rn, cJSON_CreateString("builtin"));
+    cJSON_AddItemToArray(rn, cJSON_CreateString("command"));
+    cJSON_AddItemToObject(h, "running", cJSON_CreateArray());
+    cJSON_AddStringToObject(h, "version", "raw");
+    tsr_msg_send(s, NULL, 0, "HELLO", h, NULL, 0);
+    cJSON_Delete(h);
+    struct tsr_msg m;
+    int rc = s_await(s, o->timeout_ms, "WELCOME", &m);
+    if (rc != 0)
+        goto out;
+    tsr_msg_clear(&m);
+    h = cJSON_CreateObject();
+    cJSON_AddNumberToObject(h, "credit", 1);
+    tsr_msg_send(s, NULL, 0, "READY", h, NULL, 0);
+    cJSON_Delete(h);
+    if ((rc = s_await(s, o->timeout_ms, "TASK", &m)) != 0)
+        goto out;
+    int64_t attempt = 0, frame = 0;
+    tsr_hdr_int(m.hdr, "attempt", 1, INT64_MAX / 2, &attempt, NULL, 0);
+    tsr_hdr_int(m.hdr, "frame_start", INT32_MIN, INT32_MAX, &frame, NULL, 0);
+    tsr_msg_clear(&m);
+    h = cJSON_CreateObject();
+    cJSON_AddNumberToObject(h, "rid", 1);
+    cJSON_AddStringToObject(h, "hash", hash);
+    cJSON_AddNumberToObject(h, "size", (double)size);
+    tsr_msg_send(s, NULL, 0, "PUT", h, NULL, 0);
+    cJSON_Delete(h);
+    if ((rc = s_await(s, o->timeout_ms, "PUT_OK", &m)) != 0)
+        goto out;
+    tsr_msg_clear(&m);
+    FILE *f = fopen(file, "rb");
+    static char chunk[TSR_PROTO_CHUNK];
+    for (unsigned long long off = 0; f && off < size; off += TSR_PROTO_CHUNK) {
+        size_t n = fread(chunk, 1, sizeof chunk, f);
+        h = cJSON_CreateObject();
+        cJSON_AddNumberToObject(h, "rid", 2);
+        cJSON_AddStringToObject(h, "hash", hash);
+        cJSON_AddNumberToObject(h, "offset", (double)off);
+        tsr_msg_send(s, NULL, 0, "CHUNK", h, chunk, n);
+        cJSON_Delete(h);
+        if ((rc = s_await(s, o->timeout_ms, "CHUNK_OK", &m)) != 0)
+            break;
+        tsr_msg_clear(&m);
+    }
+    if (f)
+        fclose(f);
+    if (rc != 0)
+        goto out;
+    h = cJSON_CreateObject();
+    cJSON_AddNumberToObject(h, "rid", 3);
+    cJSON_AddStringToObject(h, "hash", hash);
+    tsr_msg_send(s, NULL, 0, "PUT_END", h, NULL, 0);
+    cJSON_Delete(h);
+    if ((rc = s_await(s, o->timeout_ms, "PUT_DONE", &m)) != 0)
+        goto out;
+    tsr_msg_clear(&m);
+    h = cJSON_CreateObject();
+    cJSON_AddNumberToObject(h, "attempt", (double)attempt);
+    cJSON_AddBoolToObject(h, "ok", 1);
+    cJSON *files = cJSON_AddArrayToObject(h, "files");
+    cJSON *fo = cJSON_CreateObject();
+    cJSON_AddNumberToObject(fo, "frame", (double)frame);
+    cJSON_AddStringToObject(fo, "hash", hash);
+    cJSON_AddNumberToObject(fo, "size", (double)size);
+    cJSON_AddItemToArray(files, fo);
+    cJSON_AddNumberToObject(h, "render_ms", 1);
+    cJSON_AddStringToObject(h, "log", "");
+    tsr_msg_send(s, NULL, 0, "RESULT", h, NULL, 0);
+    cJSON_Delete(h);
+    if ((rc = s_await(s, o->timeout_ms, "RESULT_ACK", &m)) != 0)
+        goto out;
+    char *text = cJSON_PrintUnformatted(m.hdr);
+    printf("RESULT_ACK %s\n", text ? text : "{}");
+    free(text);
+    tsr_msg_clear(&m);
+out:
+    zmq_close(s);
+    return rc;
+}
+
+static int s_race(void *ctx, const struct s_opts *o, const struct s_opts *ob, int n,
+                  char **a, char **b)
+{
+    void *sa = s_connect(ctx, o);
+    void *sb = s_connect(ctx, ob);
+    int64_t t0 = tsr_now_ms();
+    for (int i = 1; i <= n; i++) {
+        /* JSON_A with its rid: '{' + "rid":i, + the rest */
+        char hdr[4096];
+        snprintf(hdr, sizeof hdr, "{\"rid\":%d,%s", i, a[1] + 1);
+        const void *d[3] = {"TSR1", a[0], hdr};
+        size_t l[3] = {4, strlen(a[0]), strlen(hdr)};
+        s_frames(sa, d, l, 3);
+    }
+    const void *d[3] = {"TSR1", b[0], b[1]};
+    size_t l[3] = {4, strlen(b[0]), strlen(b[1])};
+    s_frames(sb, d, l, 3);
+    int got_a = 0, b_after = -1;
+    int64_t b_ms = -1, a_ms = -1;
+    char b_cmd[32] = "", b_text[1024] = "";
+    zmq_pollitem_t it[2] = {{sa, 0, ZMQ_POLLIN, 0}, {sb, 0, ZMQ_POLLIN, 0}};
+    int64_t end = tsr_now_ms() + o->timeout_ms;
+    while ((got_a < n || b_after < 0) && tsr_now_ms() < end) {
+        if (zmq_poll(it, 2, (long)(end - tsr_now_ms())) <= 0)
+            break;
+        char cmd[32], text[1024];
+        int code = 0;
+        if ((it[0].revents & ZMQ_POLLIN) && s_take(sa, 0, cmd, &code, text, sizeof text) == 0) {
+            if (++got_a == n)
+                a_ms = tsr_now_ms() - t0;
+        }
+        if ((it[1].revents & ZMQ_POLLIN) && b_after < 0 &&
+            s_take(sb, 0, b_cmd, &code, b_text, sizeof b_text) == 0) {
+            b_after = got_a;
+            b_ms = tsr_now_ms() - t0;
+        }
+    }
+    printf("b_after_a=%d of %d b_ms=%lld a_ms=%lld b=%s %s\n", b_after, n, (long long)b_ms,
+           (long long)a_ms, b_cmd, b_text);
+    zmq_close(sa);
+    zmq_close(sb);
+    return got_a == n && b_after >= 0 ? 0 : 3;
+}
+
 int main(int argc, char **argv)
 {
     struct s_opts o = {.timeout_ms = 5000};
@@ -254,7 +732,12 @@ int main(int argc, char **argv)
     }
     if (argc - i < 2) {
         fprintf(stderr, "usage: tsr-raw [--key F --master-key F] [--timeout MS] ENDPOINT "
-                        "send CMD JSON | abuse N | liar NAME CLASS\n");
+                        "send CMD JSON|@FILE | abuse N | script < LINES |\n"
+                        "       greedy NAME SLOTS CORES EVERY_MS SECONDS |\n"
+                        "       getflood N HASH LEN GOFILE |\n"
+                        "       burst N CMD_A JSON_A CMD_B JSON_B | piece NAME FILE |\n"
+                        "       race N CMD_A JSON_A CMD_B JSON_B [KEY_B] |\n"
+                        "       liar NAME CLASS\n");
         return 2;
     }
     o.endpoint = argv[i];
@@ -262,11 +745,19 @@ int main(int argc, char **argv)
     int rc = 2;
     if (strcmp(argv[i + 1], "send") == 0 && argc - i == 4) {
         void *s = s_connect(ctx, &o);
-        const void *d[3] = {"TSR1", argv[i + 2], argv[i + 3]};
-        size_t l[3] = {4, strlen(argv[i + 2]), strlen(argv[i + 3])};
+        char *buf;
+        const char *hdr = s_header_arg(argv[i + 3], &buf);
+        const void *d[3] = {"TSR1", argv[i + 2], hdr};
+        size_t l[3] = {4, strlen(argv[i + 2]), strlen(hdr)};
         s_frames(s, d, l, 3);
         rc = s_reply(s, o.timeout_ms, 1);
+        free(buf);
         zmq_close(s);
+    } else if (strcmp(argv[i + 1], "greedy") == 0 && argc - i == 7) {
+        rc = s_greedy(ctx, &o, argv[i + 2], atoi(argv[i + 3]), atoi(argv[i + 4]),
+                      atoi(argv[i + 5]), atoi(argv[i + 6]));
+    } else if (strcmp(argv[i + 1], "script") == 0 && argc - i == 2) {
+        rc = s_script(ctx, &o);
     } else if (strcmp(argv[i + 1], "abuse") == 0 && argc - i == 3) {
         int rounds = atoi(argv[i + 2]);
         for (int r = 0; r < rounds; r++) {
@@ -288,6 +779,22 @@ int main(int argc, char **argv)
             fprintf(stderr, "tsr-raw: the peer at %s stopped answering\n", o.endpoint);
     } else if (strcmp(argv[i + 1], "liar") == 0 && argc - i == 4) {
         rc = s_liar(ctx, &o, argv[i + 2], argv[i + 3]);
+    } else if (strcmp(argv[i + 1], "getflood") == 0 && argc - i == 6) {
+        rc = s_getflood(ctx, &o, atoi(argv[i + 2]), argv[i + 3], argv[i + 4], argv[i + 5]);
+    } else if (strcmp(argv[i + 1], "piece") == 0 && argc - i == 4) {
+        rc = s_piece(ctx, &o, argv[i + 2], argv[i + 3]);
+    } else if (strcmp(argv[i + 1], "burst") == 0 && argc - i == 7) {
+        rc = s_burst(ctx, &o, atoi(argv[i + 2]), &argv[i + 3]);
+    } else if (strcmp(argv[i + 1], "race") == 0 && (argc - i == 7 || argc - i == 8)) {
+        struct s_opts ob = o;
+        if (argc - i == 8) {
+            char err[512];
+            if (tsr_key_load_secret(argv[i + 7], ob.pub, ob.sec, err, sizeof err) != 0) {
+                fprintf(stderr, "tsr-raw: %s\n", err);
+                return 2;
+            }
+        }
+        rc = s_race(ctx, &o, &ob, atoi(argv[i + 2]), &argv[i + 3], &argv[i + 5]);
     } else {
         fprintf(stderr, "tsr-raw: unknown mode '%s'\n", argv[i + 1]);
     }

@@ -270,7 +270,7 @@ static int s_remote_error(struct tsr_client *c, const struct tsr_msg *m)
     tsr_fmt_clean(c->err, sizeof c->err, message); /* one line, no escapes */
     c->remote = 1;
     /* A code we do not know is still a refusal; keep it negative and ours. */
-    return code >= TSR_EPERM ? (int)code : TSR_EPROTO;
+    return code >= TSR_EBUSY ? (int)code : TSR_EPROTO;
 }
 
 /* True when m answers request rid: it echoes rid, or it is an ERROR the
@@ -357,7 +357,7 @@ static int s_pwrite_all(int fd, const void *buf, size_t len, uint64_t offset)
 
 /* Sends PUT and reads the master's terms. */
 static int s_put(struct tsr_client *c, const char *hash, uint64_t size, int *have,
-                 int64_t *chunk, int64_t *credit)
+                 int64_t *chunk, int64_t *credit, int64_t *upload)
 {
     cJSON *h = cJSON_CreateObject();
     if (!h || !cJSON_AddStringToObject(h, "hash", hash) ||
@@ -377,6 +377,8 @@ static int s_put(struct tsr_client *c, const char *hash, uint64_t size, int *hav
         rc = tsr_hdr_int(r, "chunk", 1, TSR_PROTO_MAX_BODY, chunk, why, sizeof why);
         if (rc == 0)
             rc = tsr_hdr_int(r, "credit", 1, INT32_MAX, credit, why, sizeof why);
+        if (rc == 0) /* the master's id of this upload, named again by CHUNK and PUT_END */
+            rc = tsr_hdr_int_opt(r, "upload", 0, (int64_t)1 << 62, upload, why, sizeof why);
     }
     cJSON_Delete(r);
     if (rc != 0)
@@ -393,8 +395,8 @@ int tsr_client_upload(struct tsr_client *c, const char *path, const char *hash,
     if (sent)
         *sent = 0;
     int have = 0;
-    int64_t chunk = TSR_PROTO_CHUNK, credit = 1;
-    int rc = s_put(c, hash, size, &have, &chunk, &credit);
+    int64_t chunk = TSR_PROTO_CHUNK, credit = 1, upload = 0;
+    int rc = s_put(c, hash, size, &have, &chunk, &credit, &upload);
     if (rc != 0 || have)
         return rc;
 
@@ -409,7 +411,8 @@ int tsr_client_upload(struct tsr_client *c, const char *path, const char *hash,
         goto out;
     }
     if (!cJSON_AddStringToObject(h, "hash", hash) ||
-        !cJSON_AddNumberToObject(h, "offset", 0)) {
+        !cJSON_AddNumberToObject(h, "offset", 0) ||
+        (upload && !cJSON_AddNumberToObject(h, "upload", (double)upload))) {
         rc = s_fail(c, TSR_ENOMEM, "out of memory");
         goto out;
     }
@@ -486,7 +489,8 @@ int tsr_client_upload(struct tsr_client *c, const char *path, const char *hash,
     }
 
     cJSON *end = cJSON_CreateObject();
-    if (!end || !cJSON_AddStringToObject(end, "hash", hash)) {
+    if (!end || !cJSON_AddStringToObject(end, "hash", hash) ||
+        (upload && !cJSON_AddNumberToObject(end, "upload", (double)upload))) {
         cJSON_Delete(end);
         rc = s_fail(c, TSR_ENOMEM, "out of memory");
         goto out;

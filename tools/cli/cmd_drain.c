@@ -1,7 +1,8 @@
 /*
- * cmd_drain.c: `tessera workers drain|undrain|release NAME`: an operator's
- * hold on a worker. A drained worker finishes its tasks and takes no more;
- * undrain lets it take work again; release ends a quarantine.
+ * cmd_drain.c: `tessera workers drain|undrain|release|forget NAME`: an
+ * operator's hold on a worker. A drained worker finishes its tasks and takes
+ * no more; undrain lets it take work again; release ends a quarantine;
+ * forget removes a worker that is gone (not live) from the master's state.
  */
 #include "cli.h"
 #include "client.h"

@@ -56,8 +56,10 @@ static int s_parse(const struct tsr_cli_cmd *me, int argc, char **argv, int max_
 }
 
 /* Sends cmd and takes the array field `field` of its reply (caller owns). */
+/* The array `field` of the master's reply to cmd; *left_out (when not
+ * NULL) gets the reply's "left_out" count, 0 when absent. */
 static int s_list(const struct tsr_cli *cli, const char *what, const char *cmd,
-                  const char *field, cJSON **out)
+                  const char *field, cJSON **out, double *left_out)
 {
     *out = NULL;
     struct tsr_client *client = NULL;
@@ -73,6 +75,8 @@ static int s_list(const struct tsr_cli *cli, const char *what, const char *cmd,
     }
     tsr_client_destroy(&client);
     cJSON *arr = cJSON_DetachItemFromObjectCaseSensitive(reply, field);
+    if (left_out)
+        *left_out = tsr_json_num(reply, "left_out", 0);
     cJSON_Delete(reply);
     if (!cJSON_IsArray(arr)) {
         cJSON_Delete(arr);
@@ -142,7 +146,7 @@ static int s_print_jobs(const cJSON *jobs)
 static int s_jobs(const struct tsr_cli *cli, const char *what, int json)
 {
     cJSON *jobs = NULL;
-    int code = s_list(cli, what, "JOBS", "jobs", &jobs);
+    int code = s_list(cli, what, "JOBS", "jobs", &jobs, NULL);
     if (code != 0)
         return code;
     code = json ? tsr_cli_print_json(jobs) : s_print_jobs(jobs);
@@ -172,6 +176,9 @@ static void s_print_job(const cJSON *job)
     const char *error = tsr_json_str(job, "error", "");
     if (*error)
         s_kv("error", error);
+    const char *damaged = tsr_json_str(job, "damaged", "");
+    if (*damaged)
+        s_kv("damaged", damaged); /* frames the master found damaged (scrub) */
     snprintf(line, sizeof line, "%s  %s", tsr_json_str(job, "renderer", "-"),
              tsr_json_str(job, "scene", ""));
     s_kv("renderer", line);
@@ -298,7 +305,7 @@ static int s_print_workers(const cJSON *workers)
 static int s_workers(const struct tsr_cli *cli, int argc, char **argv)
 {
     if (argc >= 2 && (strcmp(argv[1], "drain") == 0 || strcmp(argv[1], "undrain") == 0 ||
-                      strcmp(argv[1], "release") == 0))
+                      strcmp(argv[1], "release") == 0 || strcmp(argv[1], "forget") == 0))
         return tsr_cli_worker_action(cli, argc, argv);
     struct s_args a = {0};
     int code = s_parse(&tsr_cmd_workers, argc, argv, 0, &a);
@@ -307,10 +314,14 @@ static int s_workers(const struct tsr_cli *cli, int argc, char **argv)
     if (code != 0)
         return code;
     cJSON *workers = NULL;
-    if ((code = s_list(cli, "workers", "WORKERS", "workers", &workers)) != 0)
+    double left_out = 0;
+    if ((code = s_list(cli, "workers", "WORKERS", "workers", &workers, &left_out)) != 0)
         return code;
     code = a.json ? tsr_cli_print_json(workers) : s_print_workers(workers);
     cJSON_Delete(workers);
+    if (!a.json && left_out > 0)
+        printf("(%.0f more workers not listed: the reply would be too large)\n",
+               left_out);
     return code;
 }
 
@@ -334,10 +345,13 @@ const struct tsr_cli_cmd tsr_cmd_workers = {
     .name = "workers",
     .usage = "[--json]",
     .summary = "list workers: NAME HUB STATE SLOTS RUNNING DONE FAILED GPUS LAST-SEEN",
-    .help = "  --json   print the master's workers array as JSON\n"
-            "\n"
-            "  tessera workers drain NAME     finish its tasks, take no more\n"
-            "  tessera workers undrain NAME   take work again\n"
-            "  tessera workers release NAME   end a quarantine\n",
+    .help =
+        "  --json   print the master's workers array as JSON\n"
+        "\n"
+        "  tessera workers drain NAME     finish its tasks, take no more\n"
+        "  tessera workers undrain NAME   take work again\n"
+        "  tessera workers release NAME   end a quarantine\n"
+        "  tessera workers forget NAME    remove a worker that is gone (stopped or\n"
+        "                                 lost) from the list and the master's state\n",
     .run = s_workers,
 };

@@ -541,32 +541,41 @@ static int s_run(const struct tsr_cli *cli, int argc, char **argv)
         goto out;
     }
     int show = isatty(2) && !a.json;
-    int sent = 0;
-    rc = tsr_client_upload(client, archive, hash, size, &sent, show ? s_progress : NULL,
-                           a.name);
-    if (show && sent)
-        fprintf(stderr, "\r\033[2K");
+    cJSON *reply = NULL;
+    /* A second round only when the master set the archive aside as damaged
+     * at SUBMIT (its PUT had said it held it): it takes the upload again. */
+    for (int round = 0; round < 2; round++) {
+        int sent = 0;
+        rc = tsr_client_upload(client, archive, hash, size, &sent, show ? s_progress : NULL,
+                               a.name);
+        if (show && sent)
+            fprintf(stderr, "\r\033[2K");
+        if (rc != 0) {
+            code = tsr_cli_client_error(cli, client, "submit", rc);
+            goto out;
+        }
+        cJSON *h = s_submit_header(&a, hash);
+        if (!h) {
+            code = tsr_cli_error(TSR_CLI_FAIL, "submit: out of memory");
+            goto out;
+        }
+        /* The master checks the archive before it answers: allow for its size. */
+        uint64_t allow = size / 32768;
+        rc = tsr_client_call(client, "SUBMIT", h, "SUBMITTED",
+                             (int)(allow > 3600000 ? 3600000 : allow), &reply);
+        cJSON_Delete(h);
+        if (rc != TSR_ENOTFOUND || sent || round > 0 ||
+            !strstr(tsr_client_error(client), "was damaged on the master"))
+            break;
+        if (!a.json)
+            fprintf(stderr, "tessera: the master's copy of the scene was damaged; "
+                            "uploading it again\n");
+    }
     if (rc != 0) {
         code = tsr_cli_client_error(cli, client, "submit", rc);
         goto out;
     }
     s_cleanup_tmp(); /* the master holds it now */
-
-    cJSON *h = s_submit_header(&a, hash);
-    if (!h) {
-        code = tsr_cli_error(TSR_CLI_FAIL, "submit: out of memory");
-        goto out;
-    }
-    cJSON *reply = NULL;
-    /* The master checks the archive before it answers: allow for its size. */
-    uint64_t allow = size / 32768;
-    rc = tsr_client_call(client, "SUBMIT", h, "SUBMITTED",
-                         (int)(allow > 3600000 ? 3600000 : allow), &reply);
-    cJSON_Delete(h);
-    if (rc != 0) {
-        code = tsr_cli_client_error(cli, client, "submit", rc);
-        goto out;
-    }
     int64_t id = 0;
     char why[128];
     rc = tsr_hdr_int(reply, "id", 1, (int64_t)1 << 53, &id, why, sizeof why);

@@ -31,6 +31,7 @@
 #define TSR_EFULL (-20)    /* disk or database full */
 #define TSR_EACCESS (-21)  /* key not admitted (authentication) */
 #define TSR_EPERM (-22)    /* admitted, but not allowed to do this */
+#define TSR_EBUSY (-23)    /* too many requests in flight or too fast; retry later */
 
 /* Returns a static, lower-case description of a TSR_E* code. */
 const char *tsr_strerror(int code);

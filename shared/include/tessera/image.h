@@ -141,4 +141,21 @@ int tsr_image_contact_sheet(const char *const *images, const char *const *labels
                             const struct tsr_image_limits *lim, const char *out_png,
                             char *err, size_t errlen);
 
+/*
+ * The same contact sheet in steps, so a thread can draw it a slice at a
+ * time and serve others in between (the master's pool). _new takes the
+ * arguments of tsr_image_contact_sheet (images and labels stay borrowed
+ * until _destroy); each _step works for about budget_ms (at least one
+ * image; <= 0: to the end) and sets *done once out_png is written. Errors
+ * as tsr_image_contact_sheet's; after one, only _destroy.
+ */
+struct tsr_image_sheet;
+int tsr_image_sheet_new(const char *const *images, const char *const *labels,
+                        size_t nimages, int columns, int thumb_width,
+                        const struct tsr_image_limits *lim, struct tsr_image_sheet **out,
+                        char *err, size_t errlen);
+int tsr_image_sheet_step(struct tsr_image_sheet *sheet, int budget_ms, const char *out_png,
+                         int *done, char *err, size_t errlen);
+void tsr_image_sheet_destroy(struct tsr_image_sheet **sheet);
+
 #endif
