@@ -77,11 +77,12 @@ job=$(jqr "$(tsr submit "$TSR_SRC/tests/data/small" --frames 1-8 --tiles 2x1 \
 # database: with the disk full, one of its commits fails.
 # (A worker of its own runs it: the others' slots hold results waiting for
 # room.)
-worker_start w3 local 1 --feature quick
-wait_for 20 "third worker" workers_live 3
 mkdir -p "$T/scene" && echo x >"$T/scene/README"
 busy=$(jqr "$(tsr submit "$T/scene" --renderer command --outputs none --frames 1-300 \
-             --command true --max-attempts 1 --require quick --name busy --json)" .id)
+             --command true --max-attempts 1 --require quick --priority 90 --name busy \
+             --json)" .id)
+worker_start w3 local 1 --feature quick
+wait_for 20 "third worker" workers_live 3
 wait_for 30 "a task done" some_done
 fill "$T2"
 set +e
