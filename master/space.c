@@ -80,7 +80,8 @@ int space_refuse(struct master *m, char *why, size_t whylen)
 {
     uint64_t blobs = s_free(m, "blobs"), db = s_free(m, "db");
     uint64_t low = blobs < db ? blobs : db;
-    if (!m->db_full && !m->blobs_full && low >= SPACE_RESUME_FREE)
+    /* Room now is enough: the cron ends "blobs full" within SPACE_CHECK_MS. */
+    if (!m->db_full && low >= SPACE_RESUME_FREE)
         return 0;
     if (low < SPACE_RESUME_FREE)
         space_note_full(m, 0, "too little free space");
