@@ -188,6 +188,10 @@ void blobs_on_put(struct master *m, void *sock, struct tsr_msg *msg)
     /* A studio without a claim on a blob the master holds sends it anyway:
      * "have" would tell it what other studios uploaded (access.c). */
     int have = !rc && store_has_blob(m, hash, NULL) && access_blob_readable(m, msg->user, hash);
+    /* Out of space: refused before any byte travels; a worker waits and
+     * asks again (space.c). */
+    if (!rc && !have && space_refuse(m, err, sizeof err))
+        rc = TSR_EFULL;
     if (!rc && !have)
         rc = s_bounded(m, msg, (uint64_t)size, err, sizeof err);
     struct upload *u = NULL;

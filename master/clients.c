@@ -67,6 +67,8 @@ static cJSON *s_frame_json(const struct job *j, uint32_t i)
     cJSON_AddStringToObject(o, "worker", f->worker);
     cJSON_AddStringToObject(o, "hub", f->hub);
     cJSON_AddNumberToObject(o, "render_ms", f->render_ms);
+    if (f->error[0] && f->state != FRAME_DONE)
+        cJSON_AddStringToObject(o, "error", f->error);
     return o;
 }
 

@@ -299,20 +299,28 @@ void job_check_done(struct master *m, struct job *j)
         return;
     if (j->n_queued || j->n_running)
         return;
-    int assembling = 0;
-    for (uint32_t f = 0; f < j->nframes; f++)
-        if (j->frame_info[f].state == FRAME_ASSEMBLING)
-            assembling = 1;
-    if (assembling)
-        return;
+    /* A frame being assembled, or whose tiles are all in and that waits
+     * (for space, or a backoff), is work still going on. */
+    uint32_t ntiles = (uint32_t)(j->tiles_x * j->tiles_y);
+    for (uint32_t f = 0; f < j->nframes; f++) {
+        const struct frame *fr = &j->frame_info[f];
+        if (fr->state == FRAME_ASSEMBLING ||
+            (j->outputs_image && fr->state == FRAME_PENDING && fr->tiles_done == ntiles))
+            return;
+    }
     if (j->n_failed == 0 && j->frames_done == j->nframes) {
         s_finish(m, j, JOB_DONE, NULL);
     } else {
-        /* Say why in the job itself: the first failed task's last error. */
-        const char *first = "";
+        /* Say why in the job itself: the first failed task's last error,
+         * else the first failed frame's. */
+        char first[200] = "";
         for (uint32_t i = 0; i < j->ntasks && !first[0]; i++)
             if (j->tasks[i].state == TASK_FAILED)
-                first = j->tasks[i].error;
+                snprintf(first, sizeof first, "%s", j->tasks[i].error);
+        for (uint32_t f = 0; f < j->nframes && !first[0]; f++)
+            if (j->frame_info[f].state == FRAME_FAILED)
+                snprintf(first, sizeof first, "frame %d: %.170s", j->frames[f],
+                         j->frame_info[f].error);
         char why[256];
         snprintf(why, sizeof why, "%u of %u tasks failed, %u of %u frames delivered%s%.160s",
                  j->n_failed, j->ntasks, j->frames_done, j->nframes, first[0] ? "; " : "",
@@ -372,7 +380,8 @@ int job_retry(struct master *m, struct job *j, const uint32_t *tasks, size_t nta
     if (j->state == JOB_CANCELLED || j->state == JOB_DONE)
         return TSR_ESTATE;
     for (size_t k = 0; k < ntasks; k++)
-        if (tasks[k] >= j->ntasks || j->tasks[tasks[k]].state != TASK_FAILED)
+        if (tasks[k] >= j->ntasks ||
+            (j->tasks[tasks[k]].state != TASK_FAILED && j->tasks[tasks[k]].state != TASK_DONE))
             return TSR_EINVAL;
     for (uint32_t i = 0; i < j->ntasks; i++) {
         int chosen = ntasks == 0;
@@ -387,10 +396,30 @@ int job_retry(struct master *m, struct job *j, const uint32_t *tasks, size_t nta
         store_put_task(m, j, i);
         (*requeued)++;
     }
-    /* Frames whose assembly failed get another go with the next pieces. */
-    for (uint32_t f = 0; f < j->nframes; f++)
-        if (j->frame_info[f].state == FRAME_FAILED)
-            j->frame_info[f].state = FRAME_PENDING;
+    /* A frame whose assembly failed is rendered again: its tiles' tasks go
+     * back to the queue (when the request names tasks, only those). */
+    uint32_t ntiles = (uint32_t)(j->tiles_x * j->tiles_y);
+    int was_failed = j->state == JOB_FAILED;
+    for (uint32_t f = 0; f < j->nframes; f++) {
+        struct frame *fr = &j->frame_info[f];
+        if (fr->state != FRAME_FAILED)
+            continue;
+        fr->state = FRAME_PENDING;
+        store_put_frame(m, j, f);
+        uint32_t group = j->frame_group[f];
+        for (uint32_t t = 0; t < ntiles; t++) {
+            uint32_t tidx = group * ntiles + t;
+            int chosen = ntasks == 0;
+            for (size_t k = 0; k < ntasks && !chosen; k++)
+                chosen = tasks[k] == tidx;
+            if (chosen && j->tasks[tidx].state == TASK_DONE) {
+                task_rerender(m, j, tidx, "tessera retry: its frame failed to assemble");
+                (*requeued)++;
+            }
+        }
+    }
+    if (was_failed)
+        j->state = JOB_FAILED; /* task_rerender reopened it; decided below */
     if (*requeued && j->state == JOB_FAILED) {
         j->state = JOB_RUNNING;
         j->finished_ms = 0;
@@ -529,6 +558,19 @@ cJSON *job_to_json(const struct job *j)
         cJSON_AddNumberToObject(e, "attempts", t->dispatches);
         cJSON_AddStringToObject(e, "error", t->error);
         cJSON_AddItemToArray(ft, e);
+        n++;
+    }
+    /* Frames that failed or wait (the first 20), with the reason. */
+    cJSON *ff = cJSON_AddArrayToObject(o, "frame_problems");
+    for (uint32_t f = 0, n = 0; f < j->nframes && n < 20; f++) {
+        const struct frame *fr = &j->frame_info[f];
+        if (fr->state == FRAME_DONE || !fr->error[0])
+            continue;
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "frame", j->frames[f]);
+        cJSON_AddStringToObject(e, "state", frame_state_name(fr->state));
+        cJSON_AddStringToObject(e, "error", fr->error);
+        cJSON_AddItemToArray(ff, e);
         n++;
     }
     cJSON *bl = cJSON_AddArrayToObject(o, "blocked_workers");
@@ -687,7 +729,7 @@ void clients_on_submit(struct master *m, struct tsr_msg *msg)
     int64_t rid = -1;
     char err[512] = "";
     tsr_hdr_int_opt(msg->hdr, "rid", 0, INT64_MAX / 2, &rid, NULL, 0);
-    if (store_nearly_full(m, 80, err, sizeof err)) {
+    if (store_nearly_full(m, 80, err, sizeof err) || space_refuse(m, err, sizeof err)) {
         master_send_error(m, m->clients, msg->peer, msg->peer_len, "SUBMIT", rid, TSR_EFULL,
                           err);
         return;

@@ -46,6 +46,9 @@
 #define MASTER_MAX_TILES 64     /* per axis */
 #define MASTER_MAX_CHUNK 10000
 #define FRAME_RETRY_MS 10000   /* retry of an assembly the disk refused */
+#define FRAME_BACKOFF_MS 500   /* first wait after a transient assembly failure */
+#define FRAME_BACKOFF_MAX_MS 30000 /* longest such wait */
+#define FRAME_MAX_TRIES 6      /* transient failures in a row before a frame fails */
 #define MASTER_DEFAULT_STALL_S 900 /* renderer silence that kills an attempt */
 
 enum task_state {
@@ -84,7 +87,7 @@ struct task {
     uint32_t frame_first;       /* index of its first frame in job->frames */
     uint32_t frame_count;       /* frames in this task */
     uint16_t tile;              /* tile index, row major */
-    uint16_t reserved;          /* zero */
+    uint16_t flags;             /* TASK_F_* (was a zero "reserved" field) */
     uint32_t render_ms;         /* render time of the accepted attempt */
     int64_t dispatched_ms;      /* wall clock of the live attempt's start */
     int64_t retry_at_ms;        /* wall clock before which it is not dispatched
@@ -96,6 +99,11 @@ struct task {
 };
 #define TASK_RECORD_VERSION 2
 
+/* A fail-fast failure (missing_asset, bad_task, archive) from last_failed
+ * waits to be confirmed by a second worker; it has not counted against the
+ * task (tasks.c, s_policy). */
+#define TASK_F_UNCONFIRMED 0x1
+
 /* One frame of a job, in memory; its LMDB record is JSON (`frames`). */
 struct frame {
     uint8_t state;              /* enum frame_state */
@@ -106,6 +114,12 @@ struct frame {
     char worker[MASTER_NAME_MAX + 1]; /* worker of the last piece */
     char hub[MASTER_NAME_MAX + 1];    /* its hub */
     uint32_t render_ms;         /* render time summed over the pieces */
+    char error[160];            /* why its assembly failed, or why it waits;
+                                   "" when none */
+    uint8_t tries;              /* assemblies that failed for a transient
+                                   reason in a row (memory only) */
+    int64_t retry_ms;           /* monotonic: not assembled again before this
+                                   (memory only), 0 if no wait */
     uint8_t rotted;             /* its stored image was found damaged (scrub.c):
                                    shown by status, also once made again */
 };
@@ -324,6 +338,12 @@ struct master {
     MDB_txn *txn;                 /* this cycle's write transaction or NULL */
     uint64_t map_need;            /* bytes a pending submission will write */
     int64_t frames_retry_ms;      /* when to retry assemblies the disk refused */
+    int blobs_full;               /* a blob write found no space (space.c) */
+    int db_full;                  /* a commit failed; changes wait (space.c) */
+    int db_rolled_back;           /* memory was rolled back since space was short */
+    int64_t db_retry_ms;          /* monotonic: earliest end of db_full */
+    int db_backoff_ms;            /* current wait between commit retries */
+    int64_t space_check_ms;       /* monotonic: next statvfs while short */
     int64_t readers_check_ms;     /* when to clear stale LMDB readers next */
 
     uint64_t next_job;            /* next job id */
@@ -389,6 +409,9 @@ int store_put_worker(struct master *m, const struct worker *w);
 int store_del_worker(struct master *m, const char *name);
 int store_put_blob(struct master *m, const char *hash, uint64_t size);
 int store_has_blob(struct master *m, const char *hash, uint64_t *size);
+/* Drops the record of a blob found gone or bad, so that the next upload of
+ * that hash stores it again. */
+int store_forget_blob(struct master *m, const char *hash);
 /* Removes hash from the `blobs` database (a damaged blob set aside). */
 int store_del_blob(struct master *m, const char *hash);
 /* Calls fn(m, job, task, k, ctx) for every stored piece whose hash is hash
@@ -409,6 +432,20 @@ int store_nearly_full(struct master *m, int percent, char *why, size_t whylen);
 /* True when need more bytes keep the map within 80% of --map-max. */
 int store_fits(struct master *m, uint64_t need);
 
+/* space.c: the data folder out of room; the farm waits, nothing fails */
+/* Enters "blobs full" (db 0) or "db full" (db 1, after a failed commit). */
+void space_note_full(struct master *m, int db, const char *what);
+/* Whether work must wait: always while the db is full, while blobs are
+ * full for work that makes images. */
+int space_short(const struct master *m, int images);
+/* Whether new submissions and uploads are refused for lack of space; why
+ * says so for a person. */
+int space_refuse(struct master *m, char *why, size_t whylen);
+void space_cron(struct master *m);
+/* A commit went through: the next failure backs off from the start. */
+void space_committed(struct master *m);
+/* store.c: rolls memory back to the last commit after a failed one. */
+int store_reload(struct master *m);
 /* peers.c: per-peer accounting of what is queued for it, and GET credit */
 #define PEER_GET_ACTIVE 8          /* GETs read, queued or in ZeroMQ, per peer */
 #define PEER_GET_HELD 64           /* more GETs waiting unread, per peer */
@@ -513,8 +550,14 @@ void task_verified(struct master *m, struct job *j, uint32_t idx, const char (*h
 void task_set_state(struct job *j, uint32_t idx, int state);
 void frame_assembled(struct master *m, struct job *j, uint32_t fidx, int rc,
                      const char *err, const char *hash, uint64_t size,
-                     const struct tsr_image_stats *stats);
+                     const struct tsr_image_stats *stats, int bad_piece);
+/* Assembles the job's frames whose tiles are all in and that are not
+ * waiting out a backoff. */
 void frames_resume(struct master *m, struct job *j);
+/* Sends done task idx back to the queue because a piece it made is gone or
+ * bad: its frames not yet delivered wait for the new pieces. Uses none of
+ * the task's attempts and blames no worker. */
+void task_rerender(struct master *m, struct job *j, uint32_t idx, const char *why);
 /* Assembles pending frame fidx, whose tiles are all verified, again (its
  * stored image was damaged: scrub.c). */
 void frame_reassemble(struct master *m, struct job *j, uint32_t fidx);
@@ -596,6 +639,8 @@ struct pool_req {
     char err[512];                 /* reason when rc != 0 */
     struct tsr_image_stats stats;  /* stats of the (last) image verified */
     char out_hash[TSR_HASH_HEX];   /* hash of what was produced */
+    int bad_piece;                 /* assemble: index of a piece that is gone or
+                                      does not match its hash, -1 if none */
     char rotten[TSR_HASH_HEX];     /* a blob found damaged or missing and set
                                       aside by the pool ("" if none): the
                                       reactor calls scrub_blob_lost first */

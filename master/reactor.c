@@ -141,6 +141,11 @@ void master_on_pool_done(struct master *m, struct pool_req *req)
         if (j)
             access_grant(m, j->owner, req->out_hash);
     }
+    /* The disk, not the request: the farm waits for space (space.c). */
+    if (req->rc == TSR_EFULL &&
+        (req->kind == POOL_WRITE_CHUNK || req->kind == POOL_HASH_UPLOAD ||
+         req->kind == POOL_ASSEMBLE))
+        space_note_full(m, 0, req->err);
     if (blobs_on_pool_done(m, req) || scrub_on_pool_done(m, req)) {
     } else if (req->kind == POOL_CHECK_ARCHIVE) {
         jobs_on_archive_checked(m, req);
@@ -152,7 +157,7 @@ void master_on_pool_done(struct master *m, struct pool_req *req)
         struct job *j = job_find(m, req->job);
         if (j && req->frame < j->nframes)
             frame_assembled(m, j, req->frame, req->rc, req->err, req->out_hash, req->size,
-                            &req->stats);
+                            &req->stats, req->bad_piece);
     }
     pool_req_free(req);
 }
@@ -256,6 +261,7 @@ int master_run(struct master *m)
             peers_cron(m);
             ratelimit_cron(m);
             access_cron(m);
+            space_cron(m);
             if (m->frames_retry_ms && now >= m->frames_retry_ms) {
                 m->frames_retry_ms = 0;
                 for (size_t i = 0; i < m->njobs; i++)
@@ -274,15 +280,25 @@ int master_run(struct master *m)
             next_cron = now + (period < 50 ? 50 : period);
         }
         workers_dispatch(m);
-        if (store_commit(m) != 0) {
-            /* Nothing of this cycle is on disk, so nothing may be announced.
-             * Memory now runs ahead of LMDB: stop, and let a restart rebuild
-             * from what is stored. */
+        int wrote = m->txn != NULL;
+        int crc = store_commit(m);
+        if (crc != 0) {
+            /* Nothing of this cycle is on disk, so nothing may be announced:
+             * its replies are dropped. Memory ran ahead of LMDB: roll it
+             * back to the last commit, as a restart would, but keep
+             * serving. A full disk or map (space.c) makes work wait until
+             * room returns; peers ask again (workers re-send results). */
             s_drop_outbox(m);
-            tsr_log(TSR_LOG_ERROR, "reactor", "commit failed; stopping so that a restart "
-                                               "recovers from the last committed state");
-            return TSR_EDB;
+            if (store_reload(m) != 0) {
+                tsr_log(TSR_LOG_ERROR, "reactor", "commit failed and the last committed "
+                                                   "state cannot be reloaded; stopping");
+                return TSR_EDB;
+            }
+            space_note_full(m, 1, crc == TSR_EFULL ? "the state map is full" : "commit failed");
+            continue;
         }
+        if (wrote)
+            space_committed(m);
         s_flush(m);
     }
     return 0;

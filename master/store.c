@@ -319,6 +319,8 @@ int store_put_frame(struct master *m, const struct job *j, uint32_t idx)
     cJSON_AddStringToObject(o, "worker", f->worker);
     cJSON_AddStringToObject(o, "hub", f->hub);
     cJSON_AddNumberToObject(o, "render_ms", f->render_ms);
+    if (f->error[0])
+        cJSON_AddStringToObject(o, "error", f->error);
     if (f->rotted)
         cJSON_AddNumberToObject(o, "rotted", f->rotted);
     int nc = f->stats.nchannels > 4 ? 4 : f->stats.nchannels;
@@ -387,6 +389,13 @@ int store_put_blob(struct master *m, const char *hash, uint64_t size)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "size", (double)size);
     return s_put_json(m, m->db_blobs, hash, 64, o);
+}
+
+int store_forget_blob(struct master *m, const char *hash)
+{
+    MDB_val k = {64, (void *)hash};
+    int rc = mdb_del(master_txn(m), m->db_blobs, &k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : s_mdb(rc, "forget blob");
 }
 
 int store_has_blob(struct master *m, const char *hash, uint64_t *size)
@@ -615,6 +624,7 @@ static int s_frame_record(struct master *m, const MDB_val *k, const MDB_val *v)
     snprintf(f->worker, sizeof f->worker, "%s", s_jstr(o, "worker"));
     snprintf(f->hub, sizeof f->hub, "%s", s_jstr(o, "hub"));
     f->render_ms = (uint32_t)s_jnum(o, "render_ms");
+    snprintf(f->error, sizeof f->error, "%s", s_jstr(o, "error"));
     f->rotted = (uint8_t)s_jnum(o, "rotted");
     int nc = (int)s_jnum(o, "nchannels");
     f->stats.nchannels = nc < 0 ? 0 : nc > 4 ? 4 : nc;
@@ -697,5 +707,156 @@ int store_load(struct master *m)
     workers_adopt_stored(m);
     tsr_log(TSR_LOG_INFO, "store", "loaded %zu jobs and %zu workers from '%s/db'",
             m->njobs, m->nworkers, m->cfg.data_dir);
+    return 0;
+}
+
+/* ---- rolling back after a failed commit ---- */
+
+static struct job *s_old_job(struct job **jobs, size_t n, uint64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i]->id == id)
+            return jobs[i];
+    return NULL;
+}
+
+static void s_add_run(struct worker *w, uint64_t attempt, uint64_t job, uint32_t task)
+{
+    if (w->nrunning == w->caprunning) {
+        size_t cap = w->caprunning ? w->caprunning * 2 : 8;
+        struct run_ref *r = realloc(w->running, cap * sizeof *r);
+        if (!r)
+            return;
+        w->running = r;
+        w->caprunning = cap;
+    }
+    w->running[w->nrunning++] = (struct run_ref){attempt, job, task};
+}
+
+/*
+ * A commit failed: nothing of the cycle is on disk and its replies were
+ * dropped, but memory ran ahead. Rebuild jobs, tasks, frames and workers
+ * from the last commit, as a restart would, keeping what only memory knows
+ * and the disk cannot contradict: the workers' connections and credit,
+ * per-job blocks, and the work in the pool (a task being verified, a frame
+ * being assembled, whose results will still come back). Attempts started
+ * in the lost cycle were never sent: their credit returns to the worker.
+ */
+int store_reload(struct master *m)
+{
+    struct job **old_jobs = m->jobs;
+    size_t old_njobs = m->njobs;
+    struct worker **old_workers = m->workers;
+    size_t old_nworkers = m->nworkers;
+    uint64_t next_attempt = m->next_attempt, next_event = m->next_event;
+    m->jobs = NULL;
+    m->njobs = m->capjobs = 0;
+    m->workers = NULL;
+    m->nworkers = m->capworkers = 0;
+    int rc = store_load(m);
+    if (rc != 0) {
+        tsr_log(TSR_LOG_ERROR, "store", "cannot reload the state after a failed commit");
+        return rc;
+    }
+    /* Attempt ids stay fencing tokens: never hand one out twice. */
+    if (m->next_attempt < next_attempt)
+        m->next_attempt = next_attempt;
+    if (m->next_event < next_event)
+        m->next_event = next_event;
+    for (size_t i = 0; i < m->njobs; i++) {
+        struct job *j = m->jobs[i];
+        struct job *o = s_old_job(old_jobs, old_njobs, j->id);
+        if (!o || o->ntasks != j->ntasks || o->nframes != j->nframes)
+            continue;
+        for (uint32_t t = 0; t < j->ntasks; t++)
+            if (o->tasks[t].state == TASK_VERIFYING && j->tasks[t].state == TASK_RUNNING &&
+                o->tasks[t].attempt == j->tasks[t].attempt)
+                j->tasks[t].state = TASK_VERIFYING;
+        for (uint32_t f = 0; f < j->nframes; f++)
+            if (o->frame_info[f].state == FRAME_ASSEMBLING &&
+                j->frame_info[f].state == FRAME_PENDING)
+                j->frame_info[f].state = FRAME_ASSEMBLING;
+        free(j->blocks);
+        j->blocks = o->blocks;
+        j->nblocks = o->nblocks;
+        o->blocks = NULL;
+        o->nblocks = 0;
+        job_recount(j);
+    }
+    /* Workers: the stored record, with the live connection of the old one. */
+    for (size_t i = 0; i < old_nworkers; i++) {
+        struct worker *o = old_workers[i];
+        struct worker *w = worker_by_name(m, o->name);
+        if (!w) { /* registered in the lost cycle: keep it, holding nothing */
+            if (m->nworkers == m->capworkers) {
+                m->capworkers = m->capworkers ? m->capworkers * 2 : 16;
+                m->workers = realloc(m->workers, m->capworkers * sizeof *m->workers);
+            }
+            w = calloc(1, sizeof *w);
+            *w = *o;
+            w->running = NULL;
+            w->nrunning = w->caprunning = 0;
+            w->caps = cJSON_Duplicate(o->caps, 1);
+            m->workers[m->nworkers++] = w;
+        }
+        memcpy(w->peer, o->peer, o->peer_len);
+        w->peer_len = o->peer_len;
+        w->live = o->live;
+        w->slots = o->slots;
+        w->gpu_slots = o->gpu_slots;
+        w->credit = o->credit;
+        w->gpu_credit = o->gpu_credit;
+        w->last_recv_ms = o->last_recv_ms;
+        w->last_send_ms = o->last_send_ms;
+        w->leaving = o->leaving;
+        memcpy(w->recent_jobs, o->recent_jobs, sizeof w->recent_jobs);
+        memcpy(w->recent_ms, o->recent_ms, sizeof w->recent_ms);
+        if (o->caps) {
+            cJSON_Delete(w->caps);
+            w->caps = cJSON_Duplicate(o->caps, 1);
+        }
+    }
+    for (size_t i = 0; i < m->njobs; i++) {
+        struct job *j = m->jobs[i];
+        for (uint32_t t = 0; t < j->ntasks; t++) {
+            const struct task *tk = &j->tasks[t];
+            if (tk->state != TASK_RUNNING && tk->state != TASK_VERIFYING)
+                continue;
+            struct worker *w = worker_by_name(m, tk->worker);
+            if (w && w->live)
+                s_add_run(w, tk->attempt, j->id, t);
+        }
+    }
+    /* Credit spent on attempts that never went out comes back. */
+    for (size_t i = 0; i < old_nworkers; i++) {
+        struct worker *o = old_workers[i];
+        struct worker *w = worker_by_name(m, o->name);
+        for (size_t k = 0; k < o->nrunning; k++) {
+            int kept = 0;
+            for (size_t n = 0; n < w->nrunning && !kept; n++)
+                kept = w->running[n].attempt == o->running[k].attempt;
+            struct job *j = job_find(m, o->running[k].job);
+            if (kept || !j)
+                continue;
+            if (j->gpu)
+                w->gpu_credit++;
+            else
+                w->credit++;
+        }
+        if (w->credit > w->slots + 1)
+            w->credit = w->slots + 1;
+        if (w->gpu_credit > w->gpu_slots)
+            w->gpu_credit = w->gpu_slots;
+        cJSON_Delete(o->caps);
+        free(o->running);
+        free(o);
+    }
+    free(old_workers);
+    /* Running tasks that no live worker holds now (one lost in the lost
+     * cycle) are requeued after the grace a restart gives. */
+    m->recover_until_ms = tsr_now_ms() + 2LL * m->cfg.heartbeat_ms * m->cfg.liveness;
+    for (size_t i = 0; i < old_njobs; i++)
+        job_free(old_jobs[i]);
+    free(old_jobs);
     return 0;
 }

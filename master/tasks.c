@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *task_state_name(int s)
 {
@@ -166,9 +167,15 @@ void task_requeue(struct master *m, struct job *j, uint32_t idx, const char *why
  *   retry later      a transient condition (memory, time, the network):
  *                    queue again after a delay;
  *   fail fast        the scene itself is broken: no attempt can succeed, so
- *                    the task fails now, whatever attempts are left.
+ *                    the task fails once a second worker confirms it (or no
+ *                    other live worker can run the job), whatever attempts
+ *                    are left. Until then it is only one worker's word: the
+ *                    task goes to another worker, uncounted, and if that one
+ *                    renders it the first is blamed as for a worker fault.
  * worker_fault counts the failure against the worker (blocking it for the
- * job, and towards quarantine); the scene's faults do not.
+ * job, and towards quarantine); the scene's faults do not. counts says
+ * whether the failure uses one of the task's attempts: the farm's own faults
+ * (the master could not store an upload) never do, they only wait.
  */
 enum { RETRY_ELSEWHERE, RETRY_LATER, FAIL_FAST };
 
@@ -177,14 +184,15 @@ static const struct {
     int action;        /* RETRY_ELSEWHERE, RETRY_LATER or FAIL_FAST */
     int delay_s;       /* for RETRY_LATER: how long to wait */
     int worker_fault;  /* counts against the worker */
+    int counts;        /* uses one of the task's attempts */
 } s_policy[] = {
-    {"crash", RETRY_ELSEWHERE, 0, 1},         {"exit", RETRY_ELSEWHERE, 0, 1},
-    {"bad_output", RETRY_ELSEWHERE, 0, 1},    {"stall", RETRY_ELSEWHERE, 0, 1},
-    {"internal", RETRY_ELSEWHERE, 0, 1},      {"missing_feature", RETRY_ELSEWHERE, 0, 1},
-    {"timeout", RETRY_LATER, 30, 1},          {"oom", RETRY_LATER, 60, 1},
-    {"fetch", RETRY_LATER, 10, 0},            {"upload", RETRY_LATER, 10, 0},
-    {"missing_asset", FAIL_FAST, 0, 0},       {"bad_task", FAIL_FAST, 0, 0},
-    {"archive", FAIL_FAST, 0, 0},
+    {"crash", RETRY_ELSEWHERE, 0, 1, 1},      {"exit", RETRY_ELSEWHERE, 0, 1, 1},
+    {"bad_output", RETRY_ELSEWHERE, 0, 1, 1}, {"stall", RETRY_ELSEWHERE, 0, 1, 1},
+    {"internal", RETRY_ELSEWHERE, 0, 1, 1},   {"missing_feature", RETRY_ELSEWHERE, 0, 1, 1},
+    {"timeout", RETRY_LATER, 30, 1, 1},       {"oom", RETRY_LATER, 60, 1, 1},
+    {"fetch", RETRY_LATER, 10, 0, 1},         {"upload", RETRY_LATER, 10, 0, 0},
+    {"missing_asset", FAIL_FAST, 0, 0, 1},    {"bad_task", FAIL_FAST, 0, 0, 1},
+    {"archive", FAIL_FAST, 0, 0, 1},
 };
 
 /* Remembers that w failed a task of job that another worker then rendered
@@ -224,18 +232,57 @@ static void s_note_worker_failure(struct master *m, struct worker *w, uint64_t j
     }
 }
 
+/* Whether a live worker other than the one named could run j's tasks: only
+ * then is one worker's fail-fast verdict worth checking elsewhere. */
+static int s_other_can_run(struct master *m, const struct job *j, const char *name)
+{
+    for (size_t i = 0; i < m->nworkers; i++) {
+        const struct worker *o = m->workers[i];
+        if (o->live && strcmp(o->name, name) != 0 && worker_can_run(o, j))
+            return 1;
+    }
+    return 0;
+}
+
+/* Counts a failure against worker w for job j, blocking w for the job past
+ * --block-after. */
+static void s_blame(struct master *m, struct job *j, struct worker *w)
+{
+    if (!job_note_failure(m, j, w->name))
+        return;
+    tsr_log(TSR_LOG_WARN, "tasks", "worker '%s' blocked for job %llu after %d failures",
+            w->name, (unsigned long long)j->id, m->cfg.block_after);
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "worker", w->name);
+    store_event(m, "worker_blocked", j->id, ev);
+    cJSON_Delete(ev);
+}
+
 void task_fail(struct master *m, struct job *j, uint32_t idx, const char *cls,
                const char *why)
 {
     struct task *t = &j->tasks[idx];
     if (t->state != TASK_RUNNING && t->state != TASK_VERIFYING)
         return;
-    int action = RETRY_ELSEWHERE, delay_s = 0, fault = 1;
+    int action = RETRY_ELSEWHERE, delay_s = 0, fault = 1, counts = 1;
     for (size_t i = 0; i < sizeof s_policy / sizeof s_policy[0]; i++) {
         if (strcmp(s_policy[i].cls, cls) == 0) {
             action = s_policy[i].action;
             delay_s = s_policy[i].delay_s;
             fault = s_policy[i].worker_fault;
+            counts = s_policy[i].counts;
+        }
+    }
+    /* A fail-fast verdict is final only when a second worker gives one too,
+     * or when nobody else could try. */
+    int unconfirmed = 0;
+    if (action == FAIL_FAST) {
+        int confirmed = (t->flags & TASK_F_UNCONFIRMED) &&
+                        strcmp(t->last_failed, t->worker) != 0;
+        if (!confirmed && s_other_can_run(m, j, t->worker)) {
+            unconfirmed = 1;
+            action = RETRY_ELSEWHERE;
+            counts = 0;
         }
     }
     char line[192];
@@ -245,24 +292,25 @@ void task_fail(struct master *m, struct job *j, uint32_t idx, const char *cls,
     if (w) {
         w->failed++;
         worker_remove_run(w, t->attempt);
-        if (fault) {
-            if (job_note_failure(m, j, w->name)) {
-                tsr_log(TSR_LOG_WARN, "tasks", "worker '%s' blocked for job %llu after %d "
-                        "failures", w->name, (unsigned long long)j->id, m->cfg.block_after);
-                cJSON *ev = cJSON_CreateObject();
-                cJSON_AddStringToObject(ev, "worker", w->name);
-                store_event(m, "worker_blocked", j->id, ev);
-                cJSON_Delete(ev);
-            }
-        }
+        if (fault)
+            s_blame(m, j, w);
         store_put_worker(m, w);
     }
-    t->failures++;
+    if (counts)
+        t->failures++;
+    if (unconfirmed)
+        t->flags |= TASK_F_UNCONFIRMED;
+    else
+        t->flags &= (uint16_t)~TASK_F_UNCONFIRMED;
     snprintf(t->last_failed, sizeof t->last_failed, "%s", t->worker);
     snprintf(t->error, sizeof t->error, "%s", line);
-    tsr_log(TSR_LOG_WARN, "tasks", "job %llu task %u attempt %llu on '%s' failed (%d/%d): %s",
+    tsr_log(TSR_LOG_WARN, "tasks", "job %llu task %u attempt %llu on '%s' failed (%d/%d%s): %s",
             (unsigned long long)j->id, idx, (unsigned long long)t->attempt, t->worker,
-            t->failures, j->max_failures, line);
+            t->failures, j->max_failures,
+            unconfirmed ? ", to be confirmed by another worker"
+            : counts    ? ""
+                        : ", not counted: the farm's fault",
+            line);
     if (action == FAIL_FAST || t->failures >= j->max_failures) {
         task_set_state(j, idx, TASK_FAILED);
     } else {
@@ -294,11 +342,9 @@ static void s_assemble(struct master *m, struct job *j, uint32_t fidx)
     for (uint32_t t = 0; t < ntiles; t++) {
         uint32_t tidx = group * ntiles + t;
         if (store_get_piece(m, j->id, tidx, k, req->piece_hashes[t]) != 0) {
-            tsr_log(TSR_LOG_ERROR, "tasks", "job %llu frame %d: piece of task %u missing",
-                    (unsigned long long)j->id, j->frames[fidx], tidx);
+            /* No record of the piece: its tile is rendered again. */
             pool_req_free(req);
-            f->state = FRAME_FAILED;
-            store_put_frame(m, j, fidx);
+            task_rerender(m, j, tidx, "its piece of a frame has no record");
             return;
         }
         blob_path(m, req->piece_hashes[t], req->pieces[t], sizeof req->pieces[t]);
@@ -306,8 +352,45 @@ static void s_assemble(struct master *m, struct job *j, uint32_t fidx)
     snprintf(req->path, sizeof req->path, "%s/blobs", m->cfg.data_dir);
     snprintf(req->path2, sizeof req->path2, "%s/blobs/tmp/frame-%llu-%u.exr",
              m->cfg.data_dir, (unsigned long long)j->id, fidx);
+    req->bad_piece = -1;
     f->state = FRAME_ASSEMBLING;
     pool_submit(m, req);
+}
+
+void task_rerender(struct master *m, struct job *j, uint32_t idx, const char *why)
+{
+    struct task *t = &j->tasks[idx];
+    if (t->state != TASK_DONE)
+        return;
+    char line[192];
+    snprintf(line, sizeof line, "rendered again: %s", why);
+    s_event(m, "task_requeued", j, idx, line);
+    tsr_log(TSR_LOG_WARN, "tasks", "job %llu task %u %s", (unsigned long long)j->id, idx,
+            line);
+    for (uint32_t k = 0; k < t->frame_count; k++) {
+        struct frame *f = &j->frame_info[t->frame_first + k];
+        if (f->state == FRAME_DONE)
+            continue; /* delivered already; the new piece is not needed */
+        if (f->tiles_done)
+            f->tiles_done--;
+        f->state = FRAME_PENDING;
+        f->tries = 0;
+        f->retry_ms = 0;
+        snprintf(f->error, sizeof f->error, "waiting for tile %u, %.130s", t->tile, line);
+        store_put_frame(m, j, t->frame_first + k);
+    }
+    task_set_state(j, idx, TASK_QUEUED);
+    t->attempt = 0;
+    t->retry_at_ms = 0;
+    t->worker[0] = t->hub[0] = '\0';
+    snprintf(t->error, sizeof t->error, "%s", line);
+    store_put_task(m, j, idx);
+    if (j->state == JOB_FAILED) {
+        j->state = JOB_RUNNING;
+        j->finished_ms = 0;
+        j->error[0] = '\0';
+        store_put_job(m, j);
+    }
 }
 
 void task_verified(struct master *m, struct job *j, uint32_t idx,
@@ -316,13 +399,20 @@ void task_verified(struct master *m, struct job *j, uint32_t idx,
     struct task *t = &j->tasks[idx];
     struct worker *w = worker_by_name(m, t->worker);
     s_event(m, "task_accepted", j, idx, NULL);
-    struct worker *lw = t->failures && strcmp(t->last_failed, t->worker) != 0
+    /* The last worker that failed it was wrong: the task renders. One whose
+     * fail-fast verdict was unconfirmed is blamed now, as it was not when it
+     * failed. */
+    int lied = (t->flags & TASK_F_UNCONFIRMED) != 0;
+    struct worker *lw = (t->failures || lied) && strcmp(t->last_failed, t->worker) != 0
                             ? worker_by_name(m, t->last_failed)
                             : NULL;
     if (lw) {
+        if (lied)
+            s_blame(m, j, lw);
         s_note_worker_failure(m, lw, j->id);
         store_put_worker(m, lw);
     }
+    t->flags &= (uint16_t)~TASK_F_UNCONFIRMED;
     if (w) {
         w->done++;
         worker_remove_run(w, t->attempt);
@@ -335,12 +425,14 @@ void task_verified(struct master *m, struct job *j, uint32_t idx,
     for (uint32_t k = 0; k < t->frame_count; k++) {
         uint32_t fidx = t->frame_first + k;
         struct frame *f = &j->frame_info[fidx];
+        if (hashes)
+            store_put_piece(m, j->id, idx, k, hashes[k]);
+        if (f->state == FRAME_DONE)
+            continue; /* a tile rendered again for another of its frames */
         f->tiles_done++;
         snprintf(f->worker, sizeof f->worker, "%s", t->worker);
         snprintf(f->hub, sizeof f->hub, "%s", t->hub);
         f->render_ms += t->render_ms / (t->frame_count ? t->frame_count : 1);
-        if (hashes)
-            store_put_piece(m, j->id, idx, k, hashes[k]);
         if (f->tiles_done < ntiles) {
             store_put_frame(m, j, fidx);
             continue;
@@ -357,26 +449,84 @@ void task_verified(struct master *m, struct job *j, uint32_t idx,
     job_check_done(m, j);
 }
 
+/* Waits out a backoff before frame fidx is assembled again. */
+static void s_frame_backoff(struct master *m, struct job *j, uint32_t fidx, int64_t ms)
+{
+    struct frame *f = &j->frame_info[fidx];
+    f->state = FRAME_PENDING;
+    f->retry_ms = ms ? tsr_now_ms() + ms : 0;
+    if (ms && (!m->frames_retry_ms || f->retry_ms < m->frames_retry_ms))
+        m->frames_retry_ms = f->retry_ms;
+    store_put_frame(m, j, fidx);
+}
+
+/*
+ * An assembly came back. What a failure means:
+ *   no space         the farm's fault: the frame waits for space (space.c
+ *                    resumes it), nothing counts;
+ *   a bad piece      a piece that is gone or does not match its hash: its
+ *                    tile is rendered again (task_rerender);
+ *   transient        a piece that could not be read, memory: retried with
+ *                    backoff, FRAME_MAX_TRIES times in a row;
+ *   anything else    (the pieces are sound but do not assemble, or the
+ *                    transient failure persists) the frame fails, with its
+ *                    reason in the frame and the job's error; `tessera
+ *                    retry JOB` renders its tiles again.
+ */
 void frame_assembled(struct master *m, struct job *j, uint32_t fidx, int rc,
                      const char *err, const char *hash, uint64_t size,
-                     const struct tsr_image_stats *stats)
+                     const struct tsr_image_stats *stats, int bad_piece)
 {
     struct frame *f = &j->frame_info[fidx];
     if (f->state != FRAME_ASSEMBLING)
         return;
-    if (rc == TSR_EFULL || rc == TSR_EIO) {
-        /* The disk, not the pieces: try again when space may have returned. */
-        tsr_log(TSR_LOG_ERROR, "tasks", "job %llu frame %d: cannot assemble (%s); retrying "
-                "in %d s", (unsigned long long)j->id, j->frames[fidx], err,
-                FRAME_RETRY_MS / 1000);
-        f->state = FRAME_PENDING;
+    uint32_t ntiles = (uint32_t)(j->tiles_x * j->tiles_y);
+    if (rc == TSR_EFULL) {
+        tsr_log(TSR_LOG_WARN, "tasks", "job %llu frame %d: cannot assemble (%s); waiting "
+                "for space", (unsigned long long)j->id, j->frames[fidx], err);
+        snprintf(f->error, sizeof f->error, "waiting for space on the master: %s", err);
+        /* space.c resumes it when room returns; the timer is a fallback. */
+        s_frame_backoff(m, j, fidx, 0);
         m->frames_retry_ms = tsr_now_ms() + FRAME_RETRY_MS;
         return;
     }
+    if (rc != 0 && bad_piece >= 0 && (uint32_t)bad_piece < ntiles) {
+        uint32_t group = j->frame_group[fidx];
+        uint32_t tidx = group * ntiles + (uint32_t)bad_piece;
+        char piece[TSR_HASH_HEX], path[MASTER_PATH_MAX + 64];
+        if (store_get_piece(m, j->id, tidx, fidx - j->tasks[group * ntiles].frame_first,
+                            piece) == 0) {
+            /* Forget it and move a bad copy aside: the new render's upload
+             * must store it again, not be told the master has it. */
+            store_forget_blob(m, piece);
+            blob_path(m, piece, path, sizeof path);
+            unlink(path);
+        }
+        f->state = FRAME_PENDING;
+        task_rerender(m, j, tidx, err);
+        job_check_done(m, j);
+        return;
+    }
+    int transient = rc == TSR_EIO || rc == TSR_ENOMEM;
+    if (rc != 0 && transient && f->tries + 1 < FRAME_MAX_TRIES) {
+        int64_t wait = (int64_t)FRAME_BACKOFF_MS << f->tries;
+        if (wait > FRAME_BACKOFF_MAX_MS)
+            wait = FRAME_BACKOFF_MAX_MS;
+        f->tries++;
+        tsr_log(TSR_LOG_WARN, "tasks", "job %llu frame %d: assembly failed (%s); retry %d "
+                "in %lld ms", (unsigned long long)j->id, j->frames[fidx], err, f->tries,
+                (long long)wait);
+        snprintf(f->error, sizeof f->error, "assembly retried (%d): %s", f->tries, err);
+        s_frame_backoff(m, j, fidx, wait);
+        return;
+    }
+    f->tries = 0;
+    f->retry_ms = 0;
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddNumberToObject(ev, "frame", j->frames[fidx]);
     if (rc == 0) {
         f->state = FRAME_DONE;
+        f->error[0] = '\0';
         snprintf(f->hash, sizeof f->hash, "%s", hash);
         f->size = size;
         f->stats = *stats;
@@ -385,14 +535,14 @@ void frame_assembled(struct master *m, struct job *j, uint32_t fidx, int rc,
         cJSON_AddStringToObject(ev, "hash", hash);
         store_event(m, "frame_done", j->id, ev);
     } else {
-        /* The pieces each passed verification, so a frame that does not
-         * assemble is a defect of ours or of the disk: say so, keep going. */
+        /* The pieces are there and sound, yet do not make a frame: a defect
+         * of ours or of the disk. Say so where a person looks. */
         f->state = FRAME_FAILED;
+        snprintf(f->error, sizeof f->error, "assembly failed: %s", err);
         cJSON_AddStringToObject(ev, "error", err);
         store_event(m, "frame_failed", j->id, ev);
         tsr_log(TSR_LOG_ERROR, "tasks", "job %llu frame %d: assembly failed: %s",
                 (unsigned long long)j->id, j->frames[fidx], err);
-        snprintf(j->error, sizeof j->error, "frame %d: %s", j->frames[fidx], err);
     }
     cJSON_Delete(ev);
     store_put_frame(m, j, fidx);
@@ -404,13 +554,18 @@ void frames_resume(struct master *m, struct job *j)
     if (!j->outputs_image || job_ended(j))
         return;
     uint32_t ntiles = (uint32_t)(j->tiles_x * j->tiles_y);
+    int64_t now = tsr_now_ms();
     for (uint32_t f = 0; f < j->nframes; f++) {
         struct frame *fr = &j->frame_info[f];
-        if ((fr->state == FRAME_PENDING || fr->state == FRAME_ASSEMBLING) &&
-            fr->tiles_done == ntiles) {
-            fr->state = FRAME_PENDING;
-            s_assemble(m, j, f);
+        if (fr->state != FRAME_PENDING || fr->tiles_done != ntiles)
+            continue;
+        if (fr->retry_ms > now) {
+            if (!m->frames_retry_ms || fr->retry_ms < m->frames_retry_ms)
+                m->frames_retry_ms = fr->retry_ms;
+            continue;
         }
+        fr->retry_ms = 0;
+        s_assemble(m, j, f);
     }
 }
 

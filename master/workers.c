@@ -195,7 +195,9 @@ static void s_overdue(struct master *m, struct worker *w)
         struct run_ref r = w->running[i];
         struct job *j = job_find(m, r.job);
         struct task *t = j && r.task < j->ntasks ? &j->tasks[r.task] : NULL;
+        /* While space is short a result may be waiting to be stored. */
         if (t && t->attempt == r.attempt && t->state == TASK_RUNNING &&
+            !space_short(m, j->outputs_image) &&
             wall - t->dispatched_ms > (int64_t)j->timeout_s * 1000 + OVERDUE_GRACE_MS) {
             task_requeue(m, j, r.task, "no result long past the task's timeout");
             continue; /* task_requeue removed entry i */
@@ -735,18 +737,22 @@ static int s_other_unblocked(struct master *m, const struct worker *w, struct jo
  * blocked for j. */
 static int s_can_run(struct master *m, const struct worker *w, struct job *j, int64_t now)
 {
-    return job_dispatchable(j) && j->n_queued &&
+    return job_dispatchable(j) && j->n_queued && !space_short(m, j->outputs_image) &&
            (j->gpu ? w->gpu_credit > 0 : w->credit > 0) && worker_can_run(w, j) &&
            (!job_blocks(j, w->name, now) || !s_other_unblocked(m, w, j, now));
 }
 
 /* Whether a live worker other than w can run j: only then does a task
  * that failed on w wait for someone else. */
-static int s_others_can_run(struct master *m, const struct worker *w, const struct job *j)
+static int s_others_can_run(struct master *m, const struct worker *w, struct job *j,
+                            int64_t now)
 {
+    /* A worker blocked for the job does not count: it would refuse the task
+     * that w leaves for it, and the task would wait for ever. */
     for (size_t i = 0; i < m->nworkers; i++) {
         const struct worker *o = m->workers[i];
-        if (o != w && o->live && worker_can_run(o, j))
+        if (o != w && o->live && !o->quarantined && worker_can_run(o, j) &&
+            !job_blocks(j, o->name, now))
             return 1;
     }
     return 0;
@@ -754,17 +760,17 @@ static int s_others_can_run(struct master *m, const struct worker *w, const stru
 
 /* The first queued task of j for w. A task that last failed on w goes
  * elsewhere when another worker can run the job, and to w when none can. */
-static int s_pick_in(struct master *m, struct job *j, struct worker *w, int64_t wall,
-                     uint32_t *iout)
+static int s_pick_in(struct master *m, struct job *j, struct worker *w, int64_t now,
+                     int64_t wall, uint32_t *iout)
 {
     int others = -1; /* s_others_can_run, asked only when it matters */
     for (uint32_t i = j->scan; i < j->ntasks; i++) {
         struct task *t = &j->tasks[i];
         if (t->state != TASK_QUEUED || t->retry_at_ms > wall)
             continue;
-        if (t->failures && strcmp(t->last_failed, w->name) == 0) {
+        if (t->last_failed[0] && strcmp(t->last_failed, w->name) == 0) {
             if (others < 0)
-                others = s_others_can_run(m, w, j);
+                others = s_others_can_run(m, w, j, now);
             if (others)
                 continue; /* another worker will take it */
         }
@@ -792,7 +798,7 @@ static int s_pick(struct master *m, struct worker *w, struct job **jout, uint32_
         for (size_t i = 0; i < m->njobs; i++) {
             struct job *j = m->jobs[i];
             if (j->priority == prio && s_can_run(m, w, j, now) &&
-                s_pick_in(m, j, w, wall, iout)) {
+                s_pick_in(m, j, w, now, wall, iout)) {
                 *jout = j;
                 return 1;
             }

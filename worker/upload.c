@@ -13,6 +13,10 @@
  *
  * Any state but SENT goes back to IDLE when the registration is lost; an
  * ERROR, a malformed answer or a stall restarts the current file at PUT.
+ * An ERROR saying the master is out of space (TSR_EFULL) is the farm's
+ * fault, not the result's: the upload WAITs (backing off from 500 ms to
+ * TSR_UPLOAD_WAIT_MAX_MS) and restarts the file, for as long as it takes,
+ * without counting towards TSR_UPLOAD_TRIES.
  */
 #include "upload.h"
 
@@ -38,6 +42,7 @@ enum s_state {
     S_CHUNKS,   /* sending chunks under credit */
     S_END,      /* PUT_END sent, waiting for PUT_DONE */
     S_SENT,     /* RESULT sent on this registration */
+    S_WAIT,     /* the master is out of space: wait, then restart the file */
 };
 
 struct tsr_upload {
@@ -60,6 +65,8 @@ struct tsr_upload {
     unsigned char *buf;      /* one chunk, read from the file */
     int errors;              /* ERRORs and bad answers so far */
     int64_t last_ms;         /* last request sent or answer taken */
+    int64_t wait_ms;         /* current backoff while the master is full */
+    int64_t wake_ms;         /* S_WAIT: when to try again */
 };
 
 int tsr_upload_new(struct tsr_spool *spool, int64_t attempt, cJSON **record,
@@ -307,6 +314,10 @@ static enum tsr_upload_event s_retry(struct tsr_upload *u, struct tsr_agent *a,
 
 static enum tsr_upload_event s_next_file(struct tsr_upload *u, struct tsr_agent *a)
 {
+    if (u->wait_ms)
+        tsr_log(TSR_LOG_INFO, S_LOG, "attempt %" PRId64 ": the master has room again",
+                u->attempt);
+    u->wait_ms = 0;
     u->file++;
     return s_begin_file(u, a);
 }
@@ -373,6 +384,19 @@ enum tsr_upload_event tsr_upload_on_error(struct tsr_upload *u, struct tsr_agent
 {
     if (rid != u->rid || (u->state != S_PUT && u->state != S_CHUNKS && u->state != S_END))
         return TSR_UPLOAD_NONE;
+    if (code == TSR_EFULL) {
+        if (!u->wait_ms)
+            tsr_log(TSR_LOG_WARN, S_LOG,
+                    "attempt %" PRId64 ": the master has no room for '%s' (%s); waiting",
+                    u->attempt, u->name, message);
+        u->wait_ms = u->wait_ms ? u->wait_ms * 2 : 500;
+        if (u->wait_ms > TSR_UPLOAD_WAIT_MAX_MS)
+            u->wait_ms = TSR_UPLOAD_WAIT_MAX_MS;
+        s_close_file(u);
+        u->state = S_WAIT;
+        u->wake_ms = tsr_now_ms() + u->wait_ms;
+        return TSR_UPLOAD_TAKEN;
+    }
     char why[400];
     snprintf(why, sizeof why, "%s (%s)", message, tsr_strerror(code));
     return s_retry(u, a, why);
@@ -386,6 +410,14 @@ int tsr_upload_due(const struct tsr_upload *u, const struct tsr_agent *a, int64_
 
 int64_t tsr_upload_tick(struct tsr_upload *u, struct tsr_agent *a, int64_t now)
 {
+    if (u->state == S_WAIT) {
+        if (now < u->wake_ms)
+            return u->wake_ms;
+        s_begin_file(u, a);
+        if (u->state == S_IDLE || u->state == S_SENT)
+            return INT64_MAX;
+        return u->last_ms + TSR_UPLOAD_STALL_MS;
+    }
     if (u->state == S_IDLE || u->state == S_SENT)
         return tsr_agent_welcomed(a) ? u->last_ms + TSR_UPLOAD_STALL_MS : INT64_MAX;
     if (u->state != S_PUT && u->state != S_CHUNKS && u->state != S_END)

@@ -10,7 +10,8 @@
  * so late answers to an abandoned transfer never match. An ERROR answering
  * a transfer restarts it; after TSR_UPLOAD_TRIES of them the result is
  * turned into a failure of class "upload" (rewritten in the spool) and sent
- * as that.
+ * as that. An ERROR TSR_EFULL (the master is out of space) is not counted:
+ * the transfer waits and starts again, as long as it takes.
  */
 #ifndef TESSERA_WORKER_UPLOAD_H
 #define TESSERA_WORKER_UPLOAD_H
@@ -26,6 +27,7 @@
 
 #define TSR_UPLOAD_TRIES 3         /* ERRORs before the result becomes a failure */
 #define TSR_UPLOAD_STALL_MS 30000  /* silence before a transfer restarts */
+#define TSR_UPLOAD_WAIT_MAX_MS 5000 /* longest wait for a master out of space */
 #define TSR_UPLOAD_MAX_CREDIT 1024 /* most chunks in flight we accept as credit */
 
 struct tsr_upload;

@@ -12,6 +12,10 @@
  *       unknown commands, an oversize frame that must cut the connection)
  *       and then checks, on a fresh connection, that the peer still answers
  *       HEARTBEAT or STATUS with something well-formed. Exit 0 when it does.
+ *   tsr-raw [keys] ENDPOINT liar NAME CLASS
+ *       plays a worker named NAME (one slot) that answers every TASK with a
+ *       failed RESULT of class CLASS ("missing_asset") at once, heartbeats,
+ *       and runs until killed.
  *   tsr-raw [keys] ENDPOINT greedy NAME SLOTS CORES EVERY_MS SECONDS
  *       a worker that registers with SLOTS slots and CORES cores, asks for
  *       SLOTS more tasks every EVERY_MS and never finishes one, for SECONDS;
@@ -289,6 +293,56 @@ static int s_alive(void *ctx, const struct s_opts *o)
     int rc = s_reply(s, o->timeout_ms, 1);
     zmq_close(s);
     return rc;
+}
+
+/* Sends CMD with header text hdr on s. */
+static void s_send_text(void *s, const char *cmd, const char *hdr)
+{
+    const void *d[3] = {"TSR1", cmd, hdr};
+    size_t l[3] = {4, strlen(cmd), strlen(hdr)};
+    s_frames(s, d, l, 3);
+}
+
+/* The liar: a worker whose every task "fails" with class cls. */
+static int s_liar(void *ctx, const struct s_opts *o, const char *name, const char *cls)
+{
+    void *s = s_connect(ctx, o);
+    char hdr[512];
+    snprintf(hdr, sizeof hdr, "{\"name\":\"%s\",\"hub\":\"local\",\"slots\":1}", name);
+    s_send_text(s, "HELLO", hdr);
+    s_send_text(s, "READY", "{\"credit\":1}");
+    int64_t beat = tsr_now_ms();
+    for (;;) {
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 100) < 0)
+            return 1;
+        if (tsr_now_ms() - beat >= 200) {
+            s_send_text(s, "HEARTBEAT", "{}");
+            beat = tsr_now_ms();
+        }
+        if (!(it.revents & ZMQ_POLLIN))
+            continue;
+        struct tsr_msg m;
+        char err[256];
+        if (tsr_msg_recv(s, 0, 1, &m, err, sizeof err) != 0)
+            continue;
+        if (strcmp(m.cmd, "TASK") == 0) {
+            const cJSON *a = cJSON_GetObjectItemCaseSensitive(m.hdr, "attempt");
+            snprintf(hdr, sizeof hdr,
+                     "{\"attempt\":%.0f,\"ok\":false,\"class\":\"%s\","
+                     "\"error\":\"missing file: (a lie)\",\"files\":[]}",
+                     cJSON_IsNumber(a) ? a->valuedouble : 0, cls);
+            s_send_text(s, "RESULT", hdr);
+        } else if (strcmp(m.cmd, "RESULT_ACK") == 0) {
+            s_send_text(s, "READY", "{\"credit\":1}");
+        } else if (strcmp(m.cmd, "RECONNECT") == 0) {
+            snprintf(hdr, sizeof hdr, "{\"name\":\"%s\",\"hub\":\"local\",\"slots\":1}",
+                     name);
+            s_send_text(s, "HELLO", hdr);
+            s_send_text(s, "READY", "{\"credit\":1}");
+        }
+        tsr_msg_clear(&m);
+    }
 }
 
 /* Reads BODY ("@zero:LEN" or "@file:PATH:OFFSET:LEN") into *out (owned). */
@@ -682,7 +736,8 @@ int main(int argc, char **argv)
                         "       greedy NAME SLOTS CORES EVERY_MS SECONDS |\n"
                         "       getflood N HASH LEN GOFILE |\n"
                         "       burst N CMD_A JSON_A CMD_B JSON_B | piece NAME FILE |\n"
-                        "       race N CMD_A JSON_A CMD_B JSON_B [KEY_B]\n");
+                        "       race N CMD_A JSON_A CMD_B JSON_B [KEY_B] |\n"
+                        "       liar NAME CLASS\n");
         return 2;
     }
     o.endpoint = argv[i];
@@ -722,6 +777,8 @@ int main(int argc, char **argv)
         rc = s_alive(ctx, &o);
         if (rc != 0)
             fprintf(stderr, "tsr-raw: the peer at %s stopped answering\n", o.endpoint);
+    } else if (strcmp(argv[i + 1], "liar") == 0 && argc - i == 4) {
+        rc = s_liar(ctx, &o, argv[i + 2], argv[i + 3]);
     } else if (strcmp(argv[i + 1], "getflood") == 0 && argc - i == 6) {
         rc = s_getflood(ctx, &o, atoi(argv[i + 2]), argv[i + 3], argv[i + 4], argv[i + 5]);
     } else if (strcmp(argv[i + 1], "piece") == 0 && argc - i == 4) {
