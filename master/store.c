@@ -809,6 +809,12 @@ int store_reload(struct master *m)
         w->last_recv_ms = o->last_recv_ms;
         w->last_send_ms = o->last_send_ms;
         w->leaving = o->leaving;
+        /* Who holds the name (hello.c): a rollback must not hand it to a clone. */
+        w->announced_slots = o->announced_slots;
+        memcpy(w->instance, o->instance, sizeof w->instance);
+        memcpy(w->key, o->key, sizeof w->key);
+        w->greedy_logged = o->greedy_logged;
+        w->refused_log_ms = o->refused_log_ms;
         memcpy(w->recent_jobs, o->recent_jobs, sizeof w->recent_jobs);
         memcpy(w->recent_ms, o->recent_ms, sizeof w->recent_ms);
         if (o->caps) {
