@@ -537,20 +537,27 @@ static void s_ready(struct master *m, struct worker *w, int credit, int gpu_cred
 /* BYE: the worker stops cleanly (drained, every result acknowledged). It is
  * shown as stopped, not lost; anything it still held goes back to the
  * queue at once rather than after its lease. */
-static void s_bye(struct master *m, struct worker *w)
+/* w is gone (stopped cleanly or lost): its connection and credit end, its
+ * attempts are requeued (why), its record is stored and an event written. */
+static void s_gone(struct master *m, struct worker *w, const char *why, const char *event)
 {
-    tsr_log(TSR_LOG_INFO, "workers", "worker '%s' stopped", w->name);
     w->live = 0;
-    w->stopped = 1;
     w->peer_len = 0;
     w->credit = 0;
     w->gpu_credit = 0;
-    s_lose(m, w, "worker stopped");
+    s_lose(m, w, why);
     store_put_worker(m, w);
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddStringToObject(ev, "worker", w->name);
-    store_event(m, "worker_stopped", 0, ev);
+    store_event(m, event, 0, ev);
     cJSON_Delete(ev);
+}
+
+static void s_bye(struct master *m, struct worker *w)
+{
+    tsr_log(TSR_LOG_INFO, "workers", "worker '%s' stopped", w->name);
+    w->stopped = 1;
+    s_gone(m, w, "worker stopped", "worker_stopped");
 }
 
 int worker_forget(struct master *m, struct worker *w)
@@ -652,16 +659,7 @@ void workers_cron(struct master *m)
         if (now - w->last_recv_ms > expiry) {
             tsr_log(TSR_LOG_WARN, "workers", "worker '%s' silent for %lld ms: lost", w->name,
                     (long long)(now - w->last_recv_ms));
-            w->live = 0;
-            w->peer_len = 0;
-            w->credit = 0;
-            w->gpu_credit = 0;
-            s_lose(m, w, "worker lost (no heartbeat)");
-            store_put_worker(m, w);
-            cJSON *ev = cJSON_CreateObject();
-            cJSON_AddStringToObject(ev, "worker", w->name);
-            store_event(m, "worker_lost", 0, ev);
-            cJSON_Delete(ev);
+            s_gone(m, w, "worker lost (no heartbeat)", "worker_lost");
             continue;
         }
         if (now - w->last_send_ms >= m->cfg.heartbeat_ms)
