@@ -256,6 +256,21 @@ void scrub_blob_stored(struct master *m, const char *hash)
     }
 }
 
+/* A pool request to check the blob hash (size bytes) in the store, or NULL
+ * without memory. */
+static struct pool_req *s_blob_req(struct master *m, int kind, const char *hash,
+                                   uint64_t size)
+{
+    struct pool_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->kind = kind;
+    snprintf(r->hash, sizeof r->hash, "%s", hash);
+    blob_path(m, hash, r->path, sizeof r->path);
+    r->expect_size = size;
+    return r;
+}
+
 void scrub_suspect(struct master *m, const char *hash)
 {
     struct scrub *s = s_state(m);
@@ -272,14 +287,9 @@ void scrub_suspect(struct master *m, const char *hash)
     }
     snprintf(s->suspect[slot], sizeof s->suspect[slot], "%s", hash);
     s->suspect_ms[slot] = now;
-    struct pool_req *r = calloc(1, sizeof *r);
-    if (!r)
-        return;
-    r->kind = POOL_VERIFY_BLOB;
-    snprintf(r->hash, sizeof r->hash, "%s", hash);
-    blob_path(m, hash, r->path, sizeof r->path);
-    r->expect_size = size;
-    pool_submit(m, r);
+    struct pool_req *r = s_blob_req(m, POOL_VERIFY_BLOB, hash, size);
+    if (r)
+        pool_submit(m, r);
 }
 
 void scrub_reconcile(struct master *m)
@@ -416,13 +426,9 @@ void scrub_cron(struct master *m)
             s->next_ms = now + SCRUB_PASS_PAUSE_MS;
             return;
         }
-        r = calloc(1, sizeof *r);
+        r = s_blob_req(m, POOL_SCRUB_SLICE, hash, size);
         if (!r)
             return;
-        r->kind = POOL_SCRUB_SLICE;
-        snprintf(r->hash, sizeof r->hash, "%s", hash);
-        blob_path(m, hash, r->path, sizeof r->path);
-        r->expect_size = size;
         tsr_hash_begin(&r->hs);
         snprintf(s->cur, sizeof s->cur, "%s", hash);
     }

@@ -3,19 +3,6 @@
 # non-zero exit, and disturbs nothing: a job running meanwhile finishes.
 . "$(dirname "$0")/lib.sh"
 
-# expect_err EXIT PATTERN COMMAND...: exit code and a single stderr line.
-expect_err() {
-    local want=$1 pattern=$2
-    shift 2
-    set +e
-    "$@" >"$T/out.txt" 2>"$T/err.txt"
-    local rc=$?
-    set -e
-    [ "$rc" = "$want" ] || fail "'$*' exited $rc, wanted $want; stderr: $(cat "$T/err.txt")"
-    [ "$(wc -l <"$T/err.txt")" = 1 ] || fail "'$*' printed more than one line: $(cat "$T/err.txt")"
-    grep -q -- "$pattern" "$T/err.txt" || fail "'$*' said '$(cat "$T/err.txt")', wanted /$pattern/"
-}
-
 expect_err 3 "cannot reach master" "$TSR_BIN/tessera" --timeout 1 --master "ipc://$T/none.sock" jobs
 pass "unreachable master"
 

@@ -9,30 +9,17 @@ worker_start w1 local 2
 wait_for 20 "worker registered" workers_live 1
 job=$(tsr submit "$TSR_SRC/tests/data/small" --frames 1-2 --json --wait | jq -r .id)
 
-# expect_err PATTERN COMMAND...: exit 1 and a single stderr line.
-expect_err() {
-    local pattern=$1
-    shift
-    set +e
-    "$@" >"$T/out.txt" 2>"$T/err.txt"
-    local rc=$?
-    set -e
-    [ "$rc" = 1 ] || fail "'$*' exited $rc, wanted 1; stderr: $(cat "$T/err.txt")"
-    [ "$(wc -l <"$T/err.txt")" = 1 ] || fail "'$*' printed more than one line: $(cat "$T/err.txt")"
-    grep -q -- "$pattern" "$T/err.txt" || fail "'$*' said '$(cat "$T/err.txt")', wanted /$pattern/"
-}
-
 echo "keep me" >"$T/file"
-expect_err "fetch: -o '$T/file' is not a folder" tsr fetch "$job" -o "$T/file"
+expect_err 1 "fetch: -o '$T/file' is not a folder" tsr fetch "$job" -o "$T/file"
 [ "$(cat "$T/file")" = "keep me" ] || fail "fetch -o FILE changed the file"
-expect_err "cannot make the folder .*Not a directory" tsr fetch "$job" -o "$T/file/sub"
+expect_err 1 "cannot make the folder .*Not a directory" tsr fetch "$job" -o "$T/file/sub"
 pass "fetch -o onto a file: one line, exit 1, the file untouched"
 
 mkdir -p "$T/ro"
 if mount -t tmpfs -o ro,size=1m tmpfs "$T/ro" 2>/dev/null; then
     MOUNTS+=("$T/ro")
-    expect_err "cannot write in '$T/ro': Read-only file system" tsr fetch "$job" -o "$T/ro"
-    expect_err "cannot make the folder '$T/ro/out': Read-only file system" \
+    expect_err 1 "cannot write in '$T/ro': Read-only file system" tsr fetch "$job" -o "$T/ro"
+    expect_err 1 "cannot make the folder '$T/ro/out': Read-only file system" \
         tsr fetch "$job" -o "$T/ro/out"
     pass "fetch -o onto a read-only folder: one line with the reason, exit 1"
 else

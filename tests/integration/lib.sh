@@ -86,6 +86,19 @@ workers_live() { # N: at least N workers idle or busy
     [ "$n" -ge "$1" ]
 }
 
+# expect_err EXIT PATTERN COMMAND...: exit code and a single stderr line.
+expect_err() {
+    local want=$1 pattern=$2
+    shift 2
+    set +e
+    "$@" >"$T/out.txt" 2>"$T/err.txt"
+    local rc=$?
+    set -e
+    [ "$rc" = "$want" ] || fail "'$*' exited $rc, wanted $want; stderr: $(cat "$T/err.txt")"
+    [ "$(wc -l <"$T/err.txt")" = 1 ] || fail "'$*' printed more than one line: $(cat "$T/err.txt")"
+    grep -q -- "$pattern" "$T/err.txt" || fail "'$*' said '$(cat "$T/err.txt")', wanted /$pattern/"
+}
+
 # jqr JSON FILTER: a field of a JSON document (jq's raw output).
 jqr() { printf '%s' "$1" | jq -r "$2"; }
 

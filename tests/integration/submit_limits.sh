@@ -12,19 +12,6 @@ master_start
 worker_start w1 local 2
 wait_for 20 "worker registered" workers_live 1
 
-# expect_err EXIT PATTERN COMMAND...: exit code and a single stderr line.
-expect_err() {
-    local want=$1 pattern=$2
-    shift 2
-    set +e
-    "$@" >"$T/out.txt" 2>"$T/err.txt"
-    local rc=$?
-    set -e
-    [ "$rc" = "$want" ] || fail "'$*' exited $rc, wanted $want; stderr: $(cat "$T/err.txt")"
-    [ "$(wc -l <"$T/err.txt")" = 1 ] || fail "'$*' printed more than one line: $(cat "$T/err.txt")"
-    grep -q -- "$pattern" "$T/err.txt" || fail "'$*' said '$(cat "$T/err.txt")', wanted /$pattern/"
-}
-
 SMALL="$TSR_SRC/tests/data/small"
 mkdir -p "$T/tiny"
 jq '.resolution = [8, 6]' "$SMALL/scene.json" >"$T/tiny/scene.json"
